@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from jobs import registries
+
+DEFAULT_CREDENTIAL_SECRET = "DESTINATION_CREDENTIAL"
+# A free ACR personal instance holds at most 300 repositories.
+DEFAULT_REPOSITORY_QUOTA = 300
+
+
+def validate_registry_host(value: str) -> None:
+    error = registries.host_error(value)
+    if error:
+        raise ValidationError(error, code="invalid_host")
+
+
+def validate_namespace_name(value: str) -> None:
+    error = registries.namespace_error(value)
+    if error:
+        raise ValidationError(error, code="invalid_namespace")
+
+
+def validate_secret_name(value: str) -> None:
+    error = registries.secret_name_error(value)
+    if error:
+        raise ValidationError(error, code="invalid_secret_name")
+
+
+class TargetNamespaceQuerySet(models.QuerySet["TargetNamespace"]):
+    def pushable_by(self, user: settings.AUTH_USER_MODEL) -> TargetNamespaceQuerySet:
+        """Active namespaces the user may push to, directly or through a group."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        members = Q(members=user) | Q(member_groups__in=user.groups.all())
+        return self.filter(members, is_active=True).distinct()
+
+
+class TargetNamespace(models.Model):
+    """A namespace in a destination registry (usually Aliyun ACR) that a team pushes to."""
+
+    registry = models.CharField(
+        _("registry host"),
+        max_length=255,
+        validators=[validate_registry_host],
+        help_text=_("Host and optional port, e.g. registry.cn-hangzhou.aliyuncs.com."),
+    )
+    namespace = models.CharField(_("namespace"), max_length=30, validators=[validate_namespace_name])
+    description = models.TextField(_("description"), blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="namespaces", verbose_name=_("members")
+    )
+    member_groups = models.ManyToManyField(
+        Group, blank=True, related_name="namespaces", verbose_name=_("member groups")
+    )
+    credential_secret = models.CharField(
+        _("credential secret"),
+        max_length=100,
+        default=DEFAULT_CREDENTIAL_SECRET,
+        validators=[validate_secret_name],
+        help_text=_(
+            "Name of the GitHub repository secret holding username:password for this registry. "
+            "For Aliyun ACR the password is the fixed password set in the ACR console "
+            "(Instance > Access Credentials), not your Aliyun account password."
+        ),
+    )
+    repository_quota = models.PositiveIntegerField(
+        _("repository quota"),
+        default=DEFAULT_REPOSITORY_QUOTA,
+        help_text=_("How many repositories the namespace may hold (ACR personal edition: 300)."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = TargetNamespaceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("target namespace")
+        verbose_name_plural = _("target namespaces")
+        ordering = ["registry", "namespace"]
+        constraints = [
+            models.UniqueConstraint(fields=["registry", "namespace"], name="jobs_namespace_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.namespace}"
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        # Normalise before the validators run, so "Registry.CN-Hangzhou…" is accepted as typed.
+        self.registry = registries.normalise_host(self.registry or "")
+        self.namespace = (self.namespace or "").strip()
+        # GitHub stores secret names upper case and compares them case-insensitively.
+        self.credential_secret = (self.credential_secret or "").strip().upper()
+        super().clean_fields(exclude=exclude)
+
+    @property
+    def registry_info(self) -> registries.RegistryInfo:
+        return registries.RegistryInfo(self.registry)
+
+    @property
+    def registry_label(self) -> str:
+        return self.registry_info.label
+
+
+class SyncJob(models.Model):
+    """One request to copy a tag, or sync every tag of a repository, into a namespace."""
+
+    class Kind(models.TextChoices):
+        COPY = "copy", _("Copy one tag")
+        SYNC = "sync", _("Sync all tags")
+
+    class Status(models.TextChoices):
+        """Where a job is in its life. Allowed moves are listed in ``TRANSITIONS``.
+
+        pending → dispatching → queued → running → succeeded | failed | cancelled.
+        ``error``: the job could never be dispatched (bad token, missing workflow, refused inputs).
+        A dispatch whose answer was lost goes back to ``pending`` once it is known that no run
+        exists; a run found to be already past a state skips it (queued → succeeded).
+        """
+
+        PENDING = "pending", _("Pending")
+        DISPATCHING = "dispatching", _("Dispatching")
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        ERROR = "error", _("Error")
+
+    S = Status
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        S.PENDING: frozenset({S.DISPATCHING, S.CANCELLED, S.ERROR}),
+        S.DISPATCHING: frozenset(
+            {S.PENDING, S.QUEUED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.ERROR}
+        ),
+        S.QUEUED: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLED}),
+        S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED}),
+        S.SUCCEEDED: frozenset(),
+        S.FAILED: frozenset(),
+        S.CANCELLED: frozenset(),
+        S.ERROR: frozenset(),
+    }
+    ACTIVE_STATUSES = frozenset({S.PENDING, S.DISPATCHING, S.QUEUED, S.RUNNING})
+    FINISHED_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.ERROR})
+    del S
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="jobs",
+        verbose_name=_("owner"),
+    )
+    namespace = models.ForeignKey(
+        TargetNamespace, on_delete=models.PROTECT, related_name="jobs", verbose_name=_("namespace")
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.COPY)
+    source = models.CharField(_("source image"), max_length=512, help_text=_("Normalised reference."))
+    destination = models.CharField(
+        _("destination"),
+        max_length=512,
+        help_text=_("Full destination reference (copy) or repository (sync)."),
+    )
+    request_id = models.UUIDField(_("request id"), default=uuid.uuid4, unique=True, editable=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING, db_index=False
+    )
+
+    github_run_id = models.BigIntegerField(_("GitHub run id"), null=True, blank=True)
+    github_run_number = models.PositiveIntegerField(_("run number"), null=True, blank=True)
+    github_run_attempt = models.PositiveIntegerField(_("run attempt"), null=True, blank=True)
+    github_run_url = models.URLField(_("run URL"), max_length=500, blank=True)
+    conclusion = models.CharField(_("conclusion"), max_length=20, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sync job")
+        verbose_name_plural = _("sync jobs")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="jobs_owner_newest"),
+            models.Index(
+                fields=["status", "updated_at"],
+                name="jobs_active",
+                condition=Q(status__in=["pending", "dispatching", "queued", "running"]),
+            ),
+            models.Index(fields=["-created_at"], name="jobs_newest"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["github_run_id"],
+                condition=Q(github_run_id__isnull=False),
+                name="jobs_one_job_per_run",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.source} → {self.destination}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED_STATUSES
+
+    @classmethod
+    def can_move(cls, from_status: str, to_status: str) -> bool:
+        return to_status in cls.TRANSITIONS.get(from_status, frozenset())
+
+
+class JobTransition(models.Model):
+    """One recorded move of a job from one status to another: who or what, when and why."""
+
+    job = models.ForeignKey(SyncJob, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(_("from"), max_length=12, choices=SyncJob.Status.choices)
+    to_status = models.CharField(_("to"), max_length=12, choices=SyncJob.Status.choices)
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+    actor = models.CharField(
+        _("actor"), max_length=100, help_text=_("A user's email, or the part of the system: worker, webhook, poller…")
+    )
+    reason = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        verbose_name = _("transition")
+        verbose_name_plural = _("transitions")
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} → {self.to_status}"

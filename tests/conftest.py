@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import User
+from jobs.models import TargetNamespace
+from tests.factories import NamespaceFactory, UserFactory
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def alice(db) -> User:
+    """Owns jobs in the team namespace."""
+    return UserFactory(email="alice@example.com")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    """Alice's teammate: a member of the same namespace."""
+    return UserFactory(email="bob@example.com")
+
+
+@pytest.fixture
+def charlie(db) -> User:
+    """An outsider: must see nothing of alice's."""
+    return UserFactory(email="charlie@example.com")
+
+
+@pytest.fixture
+def staff(db) -> User:
+    return UserFactory(email="admin@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def team_namespace(alice: User, bob: User) -> TargetNamespace:
+    return NamespaceFactory(namespace="team", members=[alice, bob])
