@@ -87,7 +87,11 @@ class TargetNamespace(models.Model):
         verbose_name_plural = _("target namespaces")
         ordering = ["registry", "namespace"]
         constraints = [
-            models.UniqueConstraint(fields=["registry", "namespace"], name="jobs_namespace_unique"),
+            models.UniqueConstraint(
+                fields=["registry", "namespace"],
+                name="jobs_namespace_unique",
+                violation_error_message=_("This namespace already exists in this registry."),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -393,6 +393,9 @@ class CountingProxy:
     - ``ratelimit_remaining``: send Docker Hub's ``ratelimit-limit``/``ratelimit-remaining`` headers
       on manifest responses, count each manifest GET as a pull, and answer 429 once none are left.
     - ``broken_paths``: request paths answered with the given HTTP status instead of forwarding.
+
+    ``authorizations`` records the auth scheme each request came with ("" for none), so a test can
+    prove that no credential was sent to this host.
     """
 
     def __init__(self, upstream: Registry, *, bearer: bool = False, token_credential: str | None = None):
@@ -403,6 +406,7 @@ class CountingProxy:
         self.ratelimit_remaining: int | None = None
         self.broken_paths: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[tuple[str, str]] = []
         self.token_requests: list[str] = []
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
@@ -419,6 +423,7 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.authorizations.clear()
             self.token_requests.clear()
 
     def manifest_requests(self, method: str | None = None) -> list[tuple[str, str]]:
@@ -471,13 +476,29 @@ class CountingProxy:
                 body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
                 self._reply(status, {"Content-Type": "application/json", **(headers or {})}, body)
 
-            def _handle(self) -> None:
+            def _read_body(self) -> bytes | None:
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    # skopeo streams blob uploads of unknown size as chunks.
+                    parts = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(parts)
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
+                return self.rfile.read(length) if length else None
+
+            def _handle(self) -> None:
+                body = self._read_body()
                 path = self.path
                 bare_path = urllib.parse.urlsplit(path).path
+                scheme = self.headers.get("Authorization", "").split(" ", 1)[0]
                 with proxy._lock:
                     proxy.requests.append((self.command, path))
+                    proxy.authorizations.append((path, scheme))
                 if bare_path == "/token":
                     self._token(path)
                     return
@@ -533,10 +554,18 @@ class CountingProxy:
                 self._reply(200, {"Content-Type": "application/json"}, body)
 
             def _forward(self, body: bytes | None, extra_headers: dict[str, str]) -> None:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                headers: dict[str, str] = {}
+                for name, value in self.headers.items():
+                    if name.lower() in _HOP_BY_HOP:
+                        continue
+                    # Go clients send one Accept line per media type: all of them must reach the
+                    # registry, or it refuses OCI manifests.
+                    headers[name] = f"{headers[name]}, {value}" if name in headers else value
                 if proxy.bearer:
-                    # The token is the proxy's own; the registry behind it takes no auth.
+                    # The token is the proxy's own: the registry behind it gets its own login
+                    # instead, which makes proxy + htpasswd registry behave like ACR.
                     headers.pop("Authorization", None)
+                    headers.update(proxy.upstream.auth_headers())
                 if body is not None:
                     headers["Content-Length"] = str(len(body))
                 upstream = urllib.parse.urlsplit(proxy.upstream.url)
@@ -600,3 +629,18 @@ def counting_proxy(source_registry) -> CountingProxy:
     proxy = CountingProxy(source_registry)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture
+def make_proxy():
+    """Factory for proxies with other options (``make_proxy(registry, bearer=True, ...)``)."""
+    proxies: list[CountingProxy] = []
+
+    def factory(upstream: Registry, **options) -> CountingProxy:
+        proxy = CountingProxy(upstream, **options)
+        proxies.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in proxies:
+        proxy.close()

@@ -389,9 +389,13 @@ def test_generated_valid_references_parse_and_round_trip(
 
 
 FORBIDDEN = set(string.whitespace) | set(";$'\"`\\")
-# Grammar characters plus the ones an attacker would reach for, so that a fair share of
-# the generated strings is accepted.
-NEAR_GRAMMAR = st.text(alphabet="abcAB019._-/:@[]" + ";$'\"`\\ \n\t\x00*?&|<>()\u00e9\uff11", max_size=40)
+# Grammar characters alone, or mixed with the ones an attacker would reach for, so that a
+# fair share of the generated strings is accepted and the accept branch is exercised.
+GRAMMAR_CHARACTERS = "abc019._-/:@"
+NEAR_GRAMMAR = st.one_of(
+    st.text(alphabet=GRAMMAR_CHARACTERS, max_size=40),
+    st.text(alphabet=GRAMMAR_CHARACTERS + "AB[]" + ";$'\"`\\ \n\t\x00*?&|<>()\u00e9\uff11", max_size=40),
+)
 
 
 def check_accepted_or_refused_cleanly(text: str) -> None:

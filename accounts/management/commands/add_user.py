@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, no_translations, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="Initial password (default: generate one and print it).")
         parser.add_argument("--staff", action="store_true", help="Make the user an administrator.")
 
+    @no_translations
     def handle(self, *args: Any, email: str, password: str | None, staff: bool, **options: Any) -> None:
         email = User.objects.normalize_email(email.strip())
         try:

@@ -4,7 +4,7 @@ import os
 import secrets
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, no_translations, CommandError
 from django.db import transaction
 
 from accounts.models import User
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         "when set; otherwise creates admin@localhost with a password printed once. Never prompts."
     )
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         email = os.environ.get("IMAGESYNC_ADMIN_EMAIL", "").strip()
         password = os.environ.get("IMAGESYNC_ADMIN_PASSWORD", "")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, no_translations, CommandError, CommandParser
 from django.db import transaction
 
 from accounts.models import User
@@ -25,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--quota", type=int, default=DEFAULT_REPOSITORY_QUOTA, help="Repository quota")
         parser.add_argument("--description", default="")
 
+    @no_translations
     def handle(self, *args: Any, **opts: Any) -> None:
         members, missing = [], []
         for email in (e.strip() for e in opts["member"]):
@@ -47,7 +48,10 @@ class Command(BaseCommand):
         try:
             namespace.full_clean()
         except ValidationError as exc:
-            lines = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
+            lines = [
+                " ".join(msgs) if field == "__all__" else f"{field}: {' '.join(msgs)}"
+                for field, msgs in exc.message_dict.items()
+            ]
             raise CommandError("; ".join(lines)) from exc
         with transaction.atomic():
             namespace.save()
