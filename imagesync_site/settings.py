@@ -192,7 +192,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# How often active jobs are checked against GitHub when no webhook brought the news.
+IMAGESYNC_POLL_INTERVAL = env.int("IMAGESYNC_POLL_INTERVAL", 15, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "poll-active-runs": {
+        "task": "jobs.tasks.poll_active_runs",
+        "schedule": IMAGESYNC_POLL_INTERVAL,
+        "options": {"expires": IMAGESYNC_POLL_INTERVAL * 0.9},
+    },
+    "sweep-stuck-jobs": {
+        "task": "jobs.tasks.sweep_stuck_jobs",
+        "schedule": 60,
+        "options": {"expires": 55},
+    },
+}
 
 # allauth: https://docs.allauth.org/en/latest/account/configuration.html
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"

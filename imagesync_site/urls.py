@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from imagesync_site import views
+from jobs.webhooks import github_webhook
 
 # The admin signs in through allauth, so it gets allauth's login rate limits and MFA.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -14,6 +15,7 @@ admin.site.site_title = "imagesync"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("github/webhook", github_webhook, name="github_webhook"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -178,12 +178,32 @@ class SyncJob(models.Model):
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING, db_index=False
     )
 
+    tag_include = models.CharField(
+        _("include tags"), max_length=200, blank=True, help_text=_("Sync only tags matching this regular expression.")
+    )
+    tag_exclude = models.CharField(
+        _("exclude tags"), max_length=200, blank=True, help_text=_("Skip tags matching this regular expression.")
+    )
+
+    # The job row is its own outbox: a pending job is dispatched once ``dispatch_after`` has
+    # passed, by the task enqueued on commit or, if that message was lost, by the sweeper.
+    dispatch_after = models.DateTimeField(_("dispatch after"), null=True, blank=True)
+    dispatch_attempts = models.PositiveSmallIntegerField(_("dispatch attempts"), default=0)
+    dispatch_started_at = models.DateTimeField(_("dispatch started"), null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(_("cancel requested"), null=True, blank=True)
+
     github_run_id = models.BigIntegerField(_("GitHub run id"), null=True, blank=True)
     github_run_number = models.PositiveIntegerField(_("run number"), null=True, blank=True)
     github_run_attempt = models.PositiveIntegerField(_("run attempt"), null=True, blank=True)
     github_run_url = models.URLField(_("run URL"), max_length=500, blank=True)
     conclusion = models.CharField(_("conclusion"), max_length=20, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
+    failed_step = models.CharField(_("failed step"), max_length=200, blank=True)
+    log_excerpt = models.TextField(_("log excerpt"), blank=True)
+    result = models.JSONField(
+        _("result"), default=dict, blank=True, help_text=_("The IMAGESYNC-RESULT line of the run: per-tag outcomes.")
+    )
+    report_collected = models.BooleanField(_("report collected"), default=False)
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -205,6 +225,13 @@ class SyncJob(models.Model):
             models.Index(fields=["-created_at"], name="jobs_newest"),
         ]
         constraints = [
+            # One active job per identical request of one owner: a double submit (two tabs, a
+            # retried API call) returns the job already running instead of copying twice.
+            models.UniqueConstraint(
+                fields=["owner", "namespace", "kind", "source", "destination", "tag_include", "tag_exclude"],
+                condition=Q(status__in=["pending", "dispatching", "queued", "running"]),
+                name="jobs_one_active_identical",
+            ),
             models.UniqueConstraint(
                 fields=["github_run_id"],
                 condition=Q(github_run_id__isnull=False),
@@ -214,6 +241,10 @@ class SyncJob(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} {self.source} → {self.destination}"
+
+    @property
+    def workflow(self) -> str:
+        return "copy.yml" if self.kind == self.Kind.COPY else "sync.yml"
 
     @property
     def is_active(self) -> bool:
@@ -247,3 +278,20 @@ class JobTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status} → {self.to_status}"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook delivery already accepted: GitHub keeps the GUID when it redelivers."""
+
+    guid = models.CharField(max_length=64, unique=True)
+    event = models.CharField(max_length=50)
+    action = models.CharField(max_length=50, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.event}/{self.action} {self.guid}"

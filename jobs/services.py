@@ -1,15 +1,39 @@
-"""What happens to jobs. Views, the API, commands and tasks call these; they hold no rules."""
+"""What happens to jobs. Views, the API, commands and tasks call these; they hold no rules.
+
+A job reaches GitHub exactly once: the move pending → dispatching is a conditional update, so
+only one worker ever sends the dispatch, and a job found in ``dispatching`` (a lost answer, a
+worker killed mid-request) is resolved by looking for its request id among the runs before
+anything is sent again.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.models import JobTransition, SyncJob
+from jobs import github
+from jobs.models import JobTransition, SyncJob, TargetNamespace
+from jobs.references import ImageRef, InvalidReference, parse_reference
 
+log = logging.getLogger(__name__)
 Status = SyncJob.Status
+
+# Longer than one dispatch request can take (connect + read timeout of the client), so a
+# dispatch older than this has certainly ended, answered or not.
+DISPATCH_GRACE = timedelta(seconds=60)
+# After the grace, how long runs are searched for before concluding no run was created.
+RUN_LIST_LAG = timedelta(seconds=60)
+MAX_DISPATCH_ATTEMPTS = 8
+MAX_TAG_FILTER_LENGTH = 200
 
 # The timestamp a job gets when it first enters a status.
 _STAMPS = {
@@ -21,9 +45,22 @@ _STAMPS = {
     Status.ERROR: "finished_at",
 }
 
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+
 
 class TransitionNotAllowed(ValueError):
     """The state machine has no such move (a bug in the caller, not a race)."""
+
+
+class JobActionRefused(ValueError):
+    """A user asked for something the job's state does not allow (cancel a finished job…)."""
+
+
+class GitHubNotConfigured(RuntimeError):
+    pass
+
+
+# -- the state machine ----------------------------------------------------------------------
 
 
 def job_transition(
@@ -60,3 +97,557 @@ def job_transition(
     for name, value in changes.items():
         setattr(job, name, value)
     return True
+
+
+def _update_if_status(job: SyncJob, **fields: Any) -> bool:
+    """Change fields of a job only while it still has the status we saw."""
+    fields["updated_at"] = timezone.now()
+    moved = SyncJob.objects.filter(pk=job.pk, status=job.status).update(**fields)
+    if moved:
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return bool(moved)
+
+
+# -- creating jobs --------------------------------------------------------------------------
+
+
+def _field_error(field: str, message: str) -> ValidationError:
+    return ValidationError({field: [message]})
+
+
+def _parse(field: str, text: str) -> ImageRef:
+    try:
+        return parse_reference(text)
+    except InvalidReference as exc:
+        raise _field_error(field, str(exc)) from exc
+
+
+def _check_tag_filter(field: str, pattern: str) -> str:
+    if len(pattern) > MAX_TAG_FILTER_LENGTH:
+        raise _field_error(field, f"a tag filter is at most {MAX_TAG_FILTER_LENGTH} characters")
+    if any(not ch.isprintable() for ch in pattern):
+        raise _field_error(field, "a tag filter cannot contain line breaks or control characters")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise _field_error(field, f"not a valid regular expression: {exc}") from exc
+    return pattern
+
+
+def _destination_for(
+    namespace: TargetNamespace, kind: str, source: ImageRef, destination: str
+) -> str:
+    """The full destination: given (full, or short ``namespace/name:tag``) or derived."""
+    if kind == SyncJob.Kind.SYNC:
+        # sync.yml always writes <registry>/<namespace>/<last component of the source>.
+        derived = f"{namespace.registry}/{namespace.namespace}/{source.last_component}"
+        if destination and destination.rstrip("/") not in (derived, f"{namespace.namespace}/{source.last_component}"):
+            raise _field_error(
+                "destination", f"a sync always goes to {derived}; leave the destination empty"
+            )
+        return derived
+    if not destination:
+        if source.tag is None:
+            raise _field_error("destination", "a source pinned by digest needs a destination with a tag")
+        return f"{namespace.registry}/{namespace.namespace}/{source.last_component}:{source.tag}"
+    if not destination.startswith(f"{namespace.registry}/"):
+        destination = f"{namespace.registry}/{destination}"
+    ref = _parse("destination", destination)
+    if ref.domain != namespace.registry:
+        raise _field_error("destination", f"the destination must be in {namespace.registry}")
+    if ref.digest is not None:
+        raise _field_error("destination", "the destination takes a tag, not a digest")
+    ns_prefix = f"{namespace.namespace}/"
+    rest = ref.path[len(ns_prefix):] if ref.path.startswith(ns_prefix) else ""
+    if not rest:
+        raise _field_error("destination", f"the destination must be inside the namespace {namespace}")
+    if "/" in rest and namespace.registry_info.is_aliyun:
+        raise _field_error(
+            "destination", "ACR repositories are one level deep: use namespace/name:tag"
+        )
+    if not _names_a_tag(destination) and source.tag:
+        # No tag written for the destination: keep the source's, as exec.sh did.
+        ref = ref.with_tag(source.tag)
+    return str(ref)
+
+
+def _names_a_tag(reference: str) -> bool:
+    last = reference.rsplit("/", 1)[-1].split("@", 1)[0]
+    return ":" in last
+
+
+def job_create(
+    *,
+    owner: Any,
+    namespace: TargetNamespace,
+    kind: str,
+    source: str,
+    destination: str = "",
+    tag_include: str = "",
+    tag_exclude: str = "",
+) -> tuple[SyncJob, bool]:
+    """Validate and save a job, and dispatch it once the transaction commits.
+
+    Returns ``(job, created)``: an identical job of the same owner that is still active is
+    returned instead of starting a second copy of the same thing. Bad input raises a
+    ``ValidationError`` keyed by field, and nothing is saved.
+    """
+    if kind not in SyncJob.Kind.values:
+        raise _field_error("kind", f"kind must be one of {', '.join(SyncJob.Kind.values)}")
+    if not TargetNamespace.objects.pushable_by(owner).filter(pk=namespace.pk).exists():
+        raise _field_error("namespace", f"you may not push to {namespace}")
+    given = _parse("source", source)
+    if kind == SyncJob.Kind.SYNC:
+        src = ImageRef(given.domain, given.path, "latest", None)  # a sync takes every tag
+    elif given.tag and given.digest:
+        # skopeo refuses name:tag@digest; the digest is what the user pinned, so copy that
+        # and keep the tag only to name the destination.
+        src = ImageRef(given.domain, given.path, None, given.digest)
+    else:
+        src = given
+    dest = _destination_for(namespace, kind, given, destination)
+    if kind == SyncJob.Kind.COPY and (tag_include or tag_exclude):
+        raise _field_error("tag_include", "tag filters apply to a sync, not to a copy")
+    tag_include = _check_tag_filter("tag_include", tag_include)
+    tag_exclude = _check_tag_filter("tag_exclude", tag_exclude)
+    source_text = src.name if kind == SyncJob.Kind.SYNC else str(src)
+
+    identical = dict(
+        owner=owner, namespace=namespace, kind=kind, source=source_text, destination=dest,
+        tag_include=tag_include, tag_exclude=tag_exclude,
+    )
+    existing = SyncJob.objects.filter(status__in=SyncJob.ACTIVE_STATUSES, **identical).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            job = SyncJob.objects.create(**identical)
+            JobTransition.objects.create(
+                job=job, from_status=Status.PENDING, to_status=Status.PENDING,
+                actor=_actor(owner), reason="submitted",
+            )
+    except IntegrityError:
+        # A concurrent identical submission won (the active-job constraint): return that one.
+        existing = SyncJob.objects.filter(status__in=SyncJob.ACTIVE_STATUSES, **identical).first()
+        if existing is None:
+            raise
+        return existing, False
+    _enqueue_on_commit("dispatch_job", job.pk)
+    return job, True
+
+
+def _actor(user: Any) -> str:
+    return getattr(user, "email", None) or str(user)
+
+
+def _enqueue_on_commit(task_name: str, job_id: int, countdown: float | None = None) -> None:
+    from jobs import tasks  # tasks import services: resolve at call time
+
+    task = getattr(tasks, task_name)
+    options = {"countdown": countdown} if countdown else {}
+    transaction.on_commit(lambda: task.apply_async((job_id,), **options))
+
+
+# -- talking to GitHub ----------------------------------------------------------------------
+
+_clients: dict[tuple[str, ...], github.GitHubClient] = {}
+
+
+def github_client() -> github.GitHubClient:
+    """One client per process and configuration, so its HTTP connections are reused."""
+    if not settings.GITHUB_TOKEN or not settings.GITHUB_REPOSITORY:
+        raise GitHubNotConfigured(
+            "GitHub is not configured: set GITHUB_TOKEN and GITHUB_REPOSITORY for the portal"
+        )
+    key = (settings.GITHUB_API_URL, settings.GITHUB_TOKEN, settings.GITHUB_REPOSITORY, settings.GITHUB_API_VERSION)
+    client = _clients.get(key)
+    if client is None:
+        client = github.GitHubClient(
+            github.Config(
+                token=settings.GITHUB_TOKEN,
+                repository=settings.GITHUB_REPOSITORY,
+                api_url=settings.GITHUB_API_URL,
+                api_version=settings.GITHUB_API_VERSION,
+                user_agent="imagesync/1.0",
+            )
+        )
+        _clients[key] = client
+    return client
+
+
+def workflow_inputs(job: SyncJob) -> dict[str, str]:
+    """The dispatch inputs of copy.yml / sync.yml for a job (all strings, as GitHub wants)."""
+    namespace = job.namespace
+    src = parse_reference(job.source if job.kind == SyncJob.Kind.COPY else f"{job.source}:latest")
+    inputs = {
+        "source": src.domain,
+        "destination": namespace.registry,
+        "request_id": str(job.request_id),
+        "credential": namespace.credential_secret,
+    }
+    if job.kind == SyncJob.Kind.COPY:
+        dst = parse_reference(job.destination)
+        pin = f"@{src.digest}" if src.digest else f":{src.tag}"
+        inputs["source_repo"] = f"{src.path}{pin}"
+        inputs["destination_repo"] = f"{dst.path}:{dst.tag}"
+    else:
+        inputs["source_repo"] = src.path
+        inputs["destination_scope"] = namespace.namespace
+        inputs["include_tags"] = job.tag_include
+        inputs["exclude_tags"] = job.tag_exclude
+    return inputs
+
+
+def _backoff(attempt: int) -> timedelta:
+    return timedelta(seconds=min(600, 5 * 2 ** max(0, attempt - 1)))
+
+
+def job_dispatch(*, job_id: int) -> str:
+    """Send a pending job to GitHub. Safe to call any number of times for the same job."""
+    job = SyncJob.objects.select_related("namespace").filter(pk=job_id).first()
+    if job is None:
+        return "gone"
+    if job.status == Status.DISPATCHING:
+        return job_resolve_dispatch(job_id=job_id)
+    if job.status != Status.PENDING:
+        return f"already {job.status}"
+    now = timezone.now()
+    if job.cancel_requested_at is not None:
+        job_transition(job=job, to=Status.CANCELLED, actor="worker", reason="cancelled before dispatch")
+        return "cancelled"
+    if job.dispatch_after and job.dispatch_after > now:
+        return "deferred"
+    if not job_transition(
+        job=job,
+        to=Status.DISPATCHING,
+        actor="worker",
+        reason=f"dispatching {job.workflow} (attempt {job.dispatch_attempts + 1})",
+        dispatch_started_at=now,
+        dispatch_attempts=job.dispatch_attempts + 1,
+    ):
+        return "lost race"
+    try:
+        client = github_client()
+        result = client.dispatch_workflow(job.workflow, settings.GITHUB_REF, workflow_inputs(job))
+    except GitHubNotConfigured as exc:
+        job_transition(job=job, to=Status.ERROR, actor="worker", reason="not configured", error_message=str(exc))
+        return "error"
+    except github.GitHubError as exc:
+        return _dispatch_failed(job, exc)
+    if result.run_id is not None:
+        _record_run(job, run_id=result.run_id, html_url=result.html_url or "", actor="worker", reason="dispatched")
+        return "queued"
+    # The server answered 204 (older GHES): GitHub accepted the dispatch, the run is found by
+    # the request id carried in its run-name, here or by the poller.
+    run = _find_run(client, job)
+    if run is not None:
+        job_apply_run(job=job, run=run, actor="worker")
+    else:
+        job_transition(job=job, to=Status.QUEUED, actor="worker", reason="dispatch accepted; run not listed yet")
+    return "queued"
+
+
+def _record_run(job: SyncJob, *, run_id: int, html_url: str, actor: str, reason: str) -> None:
+    try:
+        moved = job_transition(
+            job=job, to=Status.QUEUED, actor=actor, reason=reason, github_run_id=run_id, github_run_url=html_url
+        )
+    except IntegrityError:
+        # Another job already owns this run id: impossible unless GitHub reused an id.
+        log.error("run %s is already tracked by another job; job %s not updated", run_id, job.pk)
+        return
+    if moved and job.cancel_requested_at is not None:
+        _enqueue_on_commit("cancel_run", job.pk)
+
+
+def _dispatch_failed(job: SyncJob, exc: github.GitHubError) -> str:
+    if exc.outcome_unknown:
+        # A run may exist: never send again before looking for it (after the grace period,
+        # when any request still in flight has certainly ended).
+        log.warning("dispatch of job %s: outcome unknown (%s); will look for its run", job.pk, exc.message)
+        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=DISPATCH_GRACE.total_seconds())
+        return "unknown"
+    if exc.retryable and job.dispatch_attempts < MAX_DISPATCH_ATTEMPTS:
+        wait = max(_backoff(job.dispatch_attempts), timedelta(seconds=exc.retry_after or 0))
+        job_transition(
+            job=job,
+            to=Status.PENDING,
+            actor="worker",
+            reason=f"GitHub did not accept the dispatch ({exc.message}); retrying in {int(wait.total_seconds())} s",
+            dispatch_after=timezone.now() + wait,
+        )
+        _enqueue_on_commit("dispatch_job", job.pk, countdown=wait.total_seconds())
+        return "retry"
+    message = exc.message if not exc.retryable else f"GitHub kept refusing the dispatch: {exc.message}"
+    job_transition(job=job, to=Status.ERROR, actor="worker", reason="dispatch refused", error_message=message)
+    return "error"
+
+
+def _find_run(client: github.GitHubClient, job: SyncJob) -> github.Run | None:
+    since = job.dispatch_started_at or job.created_at
+    return client.find_run_by_request_id(job.workflow, str(job.request_id), since)
+
+
+def job_resolve_dispatch(*, job_id: int) -> str:
+    """Decide the fate of a job left in ``dispatching``: find its run, or dispatch again."""
+    job = SyncJob.objects.select_related("namespace").filter(pk=job_id).first()
+    if job is None or job.status != Status.DISPATCHING:
+        return "nothing to resolve"
+    now = timezone.now()
+    started = job.dispatch_started_at or job.updated_at
+    if now - started < DISPATCH_GRACE:
+        # Another worker may still be waiting for GitHub's answer: come back when it cannot be.
+        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=(started + DISPATCH_GRACE - now).total_seconds() + 1)
+        return "too early"
+    try:
+        client = github_client()
+        run = _find_run(client, job)
+    except GitHubNotConfigured as exc:
+        job_transition(job=job, to=Status.ERROR, actor="worker", reason="not configured", error_message=str(exc))
+        return "error"
+    except github.GitHubError as exc:
+        log.warning("looking for the run of job %s failed: %s", job.pk, exc.message)
+        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=max(30, exc.retry_after or 0))
+        return "retry lookup"
+    if run is not None:
+        job_apply_run(job=job, run=run, actor="worker")
+        return "found"
+    if now - started < DISPATCH_GRACE + RUN_LIST_LAG:
+        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=20)
+        return "look again"
+    job_transition(
+        job=job, to=Status.PENDING, actor="worker",
+        reason="the dispatch's answer was lost and no run carries this job's request id: dispatching again",
+        dispatch_after=now,
+    )
+    _enqueue_on_commit("dispatch_job", job.pk)
+    return "redispatch"
+
+
+# -- following runs -------------------------------------------------------------------------
+
+
+def status_for_run(run: github.Run) -> str:
+    if run.status != "completed":
+        return Status.RUNNING if run.status == "in_progress" else Status.QUEUED
+    if run.conclusion == "success":
+        return Status.SUCCEEDED
+    if run.conclusion == "cancelled":
+        return Status.CANCELLED
+    return Status.FAILED
+
+
+_CONCLUSION_MESSAGES = {
+    "failure": "the workflow run failed",
+    "timed_out": "the workflow run hit its time limit",
+    "startup_failure": "the workflow could not start (check the workflow file on the dispatched branch)",
+    "action_required": "the workflow run is waiting for approval on GitHub",
+    "stale": "GitHub marked the workflow run stale",
+    "skipped": "the workflow run was skipped",
+    "neutral": "the workflow run ended neither in success nor failure",
+}
+
+
+def job_apply_run(*, job: SyncJob, run: github.Run, actor: str) -> bool:
+    """Bring a job in line with what GitHub says of its run. Stale or repeated news is ignored."""
+    if job.is_finished:
+        return False
+    if job.github_run_id is not None and job.github_run_id != run.id:
+        log.warning("job %s tracks run %s, not %s: ignored", job.pk, job.github_run_id, run.id)
+        return False
+    target = status_for_run(run)
+    fields: dict[str, Any] = {
+        "github_run_id": run.id,
+        "github_run_number": run.run_number,
+        "github_run_attempt": run.run_attempt,
+        "github_run_url": run.html_url or job.github_run_url,
+        "conclusion": run.conclusion or "",
+    }
+    if target == Status.RUNNING and run.run_started_at:
+        fields["started_at"] = run.run_started_at
+    if target == Status.FAILED:
+        fields["error_message"] = _CONCLUSION_MESSAGES.get(run.conclusion or "", f"the run ended {run.conclusion}")
+    if target == Status.CANCELLED and not job.error_message:
+        fields["error_message"] = (
+            "cancelled at your request" if job.cancel_requested_at else "the run was cancelled on GitHub"
+        )
+    if job.status == target:
+        changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
+        return bool(changed) and _update_if_status(job, **changed)
+    if not SyncJob.can_move(job.status, target):
+        return False  # e.g. an "in_progress" event arriving after "completed"
+    try:
+        moved = job_transition(job=job, to=target, actor=actor, reason=f"run {run.status}" + (f"/{run.conclusion}" if run.conclusion else ""), **fields)
+    except IntegrityError:
+        log.error("run %s is already tracked by another job; job %s not updated", run.id, job.pk)
+        return False
+    if not moved:
+        return False
+    if job.is_finished and (job.kind == SyncJob.Kind.SYNC or target != Status.SUCCEEDED):
+        _enqueue_on_commit("collect_run_report", job.pk)
+    elif job.cancel_requested_at is not None and job.is_active:
+        _enqueue_on_commit("cancel_run", job.pk)
+    return True
+
+
+def find_job_for_run(run: github.Run) -> SyncJob | None:
+    job = SyncJob.objects.select_related("namespace").filter(github_run_id=run.id).first()
+    if job is not None:
+        return job
+    ids = _UUID_RE.findall(run.display_title or "")
+    if not ids:
+        return None
+    return (
+        SyncJob.objects.select_related("namespace")
+        .filter(request_id__in=[uuid.UUID(i) for i in ids], github_run_id__isnull=True)
+        .first()
+    )
+
+
+def job_apply_webhook_run(*, run_data: dict[str, Any]) -> str:
+    run = github.Run.from_api(run_data)
+    job = find_job_for_run(run)
+    if job is None:
+        return "no job"
+    return "applied" if job_apply_run(job=job, run=run, actor="webhook") else "unchanged"
+
+
+def poll_workflow(*, workflow: str, jobs: list[SyncJob], etag_get: Callable[[str], str | None], etag_set: Callable[[str, str], None]) -> int:
+    """Update ``jobs`` (all of one workflow) from one list of that workflow's recent runs.
+
+    One list call covers every job dispatched since the oldest of them, and an unchanged list
+    answers 304 (free). Returns how many jobs changed.
+    """
+    client = github_client()
+    oldest = min((j.dispatch_started_at or j.created_at) for j in jobs) - timedelta(minutes=5)
+    created = github.created_since(oldest)
+    key = f"{workflow}:{created}"
+    by_run = {j.github_run_id: j for j in jobs if j.github_run_id}
+    by_request = {str(j.request_id): j for j in jobs if not j.github_run_id}
+    changed = 0
+    page = 1
+    while True:
+        etag = etag_get(key) if page == 1 else None
+        listing = client.list_workflow_runs(workflow, event="workflow_dispatch", created=created, page=page, etag=etag)
+        if listing.not_modified:
+            return changed
+        if page == 1 and listing.etag:
+            etag_set(key, listing.etag)
+        for run in listing.runs:
+            job = by_run.get(run.id)
+            if job is None:
+                job = next((by_request[i] for i in _UUID_RE.findall(run.display_title or "") if i in by_request), None)
+            if job is not None and job_apply_run(job=job, run=run, actor="poller"):
+                changed += 1
+        if not listing.has_next or page >= 10:
+            return changed
+        page += 1
+
+
+# -- failure details ------------------------------------------------------------------------
+
+RESULT_MARK = "IMAGESYNC-RESULT "
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")
+EXCERPT_LINES = 40
+
+
+def parse_run_log(text: str) -> tuple[dict[str, Any], list[str], list[str]]:
+    """From a job log: the IMAGESYNC-RESULT object, the ::error:: messages, and the last lines."""
+    import json
+
+    result: dict[str, Any] = {}
+    errors: list[str] = []
+    lines = [_TIMESTAMP_RE.sub("", line) for line in text.splitlines()]
+    for line in lines:
+        if RESULT_MARK in line:
+            try:
+                value = json.loads(line.split(RESULT_MARK, 1)[1])
+                if isinstance(value, dict):
+                    result = value
+            except ValueError:
+                pass
+        elif line.startswith("::error"):
+            errors.append(line.split("::", 2)[-1].replace("%0A", "\n").replace("%25", "%"))
+    return result, errors, lines[-EXCERPT_LINES:]
+
+
+def job_collect_report(*, job_id: int) -> str:
+    """Record the failing step, the log excerpt and per-tag results of a finished run."""
+    job = SyncJob.objects.filter(pk=job_id).first()
+    if job is None or not job.is_finished or job.report_collected or not job.github_run_id:
+        return "nothing to collect"
+    client = github_client()
+    run_jobs = client.list_run_jobs(job.github_run_id)
+    failed_step = ""
+    log_job = run_jobs[0] if run_jobs else None
+    for gh_job in run_jobs:
+        step = next((s for s in gh_job.steps if s.conclusion == "failure"), None)
+        if step is not None:
+            failed_step, log_job = f"{gh_job.name} › {step.name}", gh_job
+            break
+    result: dict[str, Any] = {}
+    errors: list[str] = []
+    excerpt: list[str] = []
+    if log_job is not None:
+        try:
+            result, errors, excerpt = parse_run_log(client.job_log_text(log_job.id))
+        except github.GitHubError as exc:
+            if exc.retryable:
+                raise
+            excerpt = [f"(log not available: {exc.message})"]
+    fields: dict[str, Any] = {
+        "report_collected": True,
+        "result": result,
+        "failed_step": failed_step[:200],
+        "log_excerpt": "\n".join(excerpt) if job.status != Status.SUCCEEDED else "",
+    }
+    if errors and job.status == Status.FAILED:
+        fields["error_message"] = "\n".join(errors[:5])
+    SyncJob.objects.filter(pk=job.pk).update(**fields)
+    return "collected"
+
+
+# -- user actions ---------------------------------------------------------------------------
+
+
+def job_cancel(*, job: SyncJob, actor: str) -> None:
+    """Cancel a job: at once if GitHub has not seen it, else by cancelling its run."""
+    for _ in range(3):
+        if job.is_finished:
+            raise JobActionRefused(f"the job has already finished ({job.status})")
+        if job.status == Status.PENDING:
+            if job_transition(job=job, to=Status.CANCELLED, actor=actor, reason="cancelled before dispatch",
+                              error_message="cancelled at your request"):
+                return
+        elif job.cancel_requested_at is not None or _update_if_status(job, cancel_requested_at=timezone.now()):
+            JobTransition.objects.create(job=job, from_status=job.status, to_status=job.status, actor=actor, reason="cancel requested")
+            if job.github_run_id:
+                _enqueue_on_commit("cancel_run", job.pk)
+            return
+        job.refresh_from_db()
+    raise JobActionRefused("the job kept changing; try again")
+
+
+def job_cancel_run(*, job_id: int) -> str:
+    job = SyncJob.objects.filter(pk=job_id).first()
+    if job is None or not job.is_active or not job.github_run_id or job.cancel_requested_at is None:
+        return "nothing to cancel"
+    accepted = github_client().cancel_run(job.github_run_id)
+    return "cancel accepted" if accepted else "run already finishing"
+
+
+def stale_jobs(now: datetime) -> dict[str, list[int]]:
+    """Jobs the sweeper must look at, by what to do with them (bounded batches)."""
+    S = Status
+    return {
+        "dispatch": list(
+            SyncJob.objects.filter(status=S.PENDING, created_at__lt=now - timedelta(seconds=30))
+            .exclude(dispatch_after__gt=now)
+            .values_list("pk", flat=True)[:50]
+        ),
+        "resolve": list(
+            SyncJob.objects.filter(status=S.DISPATCHING, dispatch_started_at__lt=now - DISPATCH_GRACE)
+            .values_list("pk", flat=True)[:50]
+        ),
+    }

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from jobs.models import SyncJob
+from jobs.services import job_create, workflow_inputs
+from tests.factories import NamespaceFactory
+
+HOST = "registry.cn-hangzhou.aliyuncs.com"
+
+
+def create(owner, namespace, source, kind="copy", **kw):
+    job, created = job_create(owner=owner, namespace=namespace, kind=kind, source=source, **kw)
+    return job
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("source", "destination", "expected_source", "expected_destination"),
+    [
+        ("nginx:1.27", "", "docker.io/library/nginx:1.27", f"{HOST}/team/nginx:1.27"),
+        ("nginx", "", "docker.io/library/nginx:latest", f"{HOST}/team/nginx:latest"),
+        ("bitnami/redis:7.2", "", "docker.io/bitnami/redis:7.2", f"{HOST}/team/redis:7.2"),
+        ("ghcr.io/owner/app:v1", "team/app2:v1", "ghcr.io/owner/app:v1", f"{HOST}/team/app2:v1"),
+        ("nginx:1.27", "team/web", "docker.io/library/nginx:1.27", f"{HOST}/team/web:1.27"),
+        ("nginx:1.27", f"{HOST}/team/web:stable", "docker.io/library/nginx:1.27", f"{HOST}/team/web:stable"),
+        (
+            "nginx:1.27@sha256:" + "a" * 64,
+            "",
+            "docker.io/library/nginx@sha256:" + "a" * 64,
+            f"{HOST}/team/nginx:1.27",
+        ),
+    ],
+)
+def test_copy_normalises_the_source_and_derives_the_destination(alice, team_namespace, source, destination, expected_source, expected_destination):
+    job = create(alice, team_namespace, source, destination=destination)
+    assert (job.source, job.destination, job.status) == (expected_source, expected_destination, "pending")
+    assert job.transitions.get().reason == "submitted"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("source", "destination", "field", "message"),
+    [
+        ("nginx:1.27\n", "", "source", "whitespace or a control character"),
+        ("nginx;id", "", "source", "path component"),
+        ("NGINX", "", "source", "lower case"),
+        ("nginx@sha256:" + "b" * 64, "", "destination", "needs a destination with a tag"),
+        ("nginx:1", "other/nginx:1", "destination", "inside the namespace"),
+        ("nginx:1", "registry.cn-beijing.aliyuncs.com/team/nginx:1", "destination", "inside the namespace"),
+        ("nginx:1", "team/a/b:1", "destination", "one level deep"),
+        ("nginx:1", "team/nginx@sha256:" + "c" * 64, "destination", "a tag, not a digest"),
+        ("nginx:1", "team/nginx:bad tag", "destination", "whitespace"),
+    ],
+)
+def test_bad_input_says_which_field_and_saves_nothing(alice, team_namespace, source, destination, field, message):
+    with pytest.raises(ValidationError) as info:
+        create(alice, team_namespace, source, destination=destination)
+    assert field in info.value.message_dict
+    assert message in " ".join(info.value.message_dict[field])
+    assert not SyncJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_outsider_cannot_push_to_the_namespace(charlie, team_namespace):
+    with pytest.raises(ValidationError, match="you may not push"):
+        create(charlie, team_namespace, "nginx:1")
+    assert not SyncJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_inactive_namespace_takes_no_jobs(alice):
+    ns = NamespaceFactory(namespace="old", members=[alice], is_active=False)
+    with pytest.raises(ValidationError, match="you may not push"):
+        create(alice, ns, "nginx:1")
+
+
+@pytest.mark.django_db
+def test_sync_goes_to_the_last_component_and_checks_filters(alice, team_namespace):
+    job = create(alice, team_namespace, "bitnami/redis:7.2", kind="sync", tag_include=r"^7\.", tag_exclude="-rc")
+    assert (job.source, job.destination) == ("docker.io/bitnami/redis", f"{HOST}/team/redis")
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        create(alice, team_namespace, "bitnami/redis", kind="sync", tag_include="(")
+    with pytest.raises(ValidationError, match="line breaks"):
+        create(alice, team_namespace, "bitnami/redis", kind="sync", tag_exclude="a\nb")
+    with pytest.raises(ValidationError, match="always goes to"):
+        create(alice, team_namespace, "bitnami/redis", kind="sync", destination="team/other")
+    with pytest.raises(ValidationError, match="apply to a sync"):
+        create(alice, team_namespace, "nginx:1", tag_include="x")
+
+
+@pytest.mark.django_db
+def test_an_identical_active_job_is_returned_instead_of_a_second(alice, bob, team_namespace, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        first, created = job_create(owner=alice, namespace=team_namespace, kind="copy", source="nginx:1.27")
+        again, created_again = job_create(owner=alice, namespace=team_namespace, kind="copy", source="docker.io/library/nginx:1.27")
+    assert created and not created_again
+    assert again.pk == first.pk
+    assert len(callbacks) == 1  # dispatched once
+    bobs, bob_created = job_create(owner=bob, namespace=team_namespace, kind="copy", source="nginx:1.27")
+    assert bob_created and bobs.pk != first.pk  # nobody is handed a job that is not theirs
+    SyncJob.objects.filter(pk=first.pk).update(status="succeeded")
+    _, created_after_finish = job_create(owner=alice, namespace=team_namespace, kind="copy", source="nginx:1.27")
+    assert created_after_finish
+
+
+@pytest.mark.django_db
+def test_workflow_inputs_follow_the_workflow_files(alice, team_namespace):
+    team_namespace.credential_secret = "ACR_TEAM"
+    team_namespace.save()
+    copy = create(alice, team_namespace, "ghcr.io/owner/app:v1")
+    assert workflow_inputs(copy) == {
+        "source": "ghcr.io",
+        "destination": HOST,
+        "source_repo": "owner/app:v1",
+        "destination_repo": "team/app:v1",
+        "request_id": str(copy.request_id),
+        "credential": "ACR_TEAM",
+    }
+    pinned = create(alice, team_namespace, "nginx:1@sha256:" + "d" * 64)
+    assert workflow_inputs(pinned)["source_repo"] == "library/nginx@sha256:" + "d" * 64
+    sync = create(alice, team_namespace, "bitnami/redis", kind="sync", tag_exclude="-rc$")
+    assert workflow_inputs(sync) == {
+        "source": "docker.io",
+        "destination": HOST,
+        "source_repo": "bitnami/redis",
+        "destination_scope": "team",
+        "include_tags": "",
+        "exclude_tags": "-rc$",
+        "request_id": str(sync.request_id),
+        "credential": "ACR_TEAM",
+    }
