@@ -86,3 +86,22 @@ def test_admin_login_goes_through_allauth(client):
     response = client.get(reverse("admin:login"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.django_db
+def test_an_admin_signs_in_with_email_and_password_then_reaches_the_admin(client, staff):
+    page = client.get(reverse("account_login"))
+    assert page.status_code == 200
+    assert "Content-Security-Policy" in page.headers
+    response = client.post(reverse("account_login"), {"login": "ADMIN@example.com", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_sign_up_is_closed_by_default(client):
+    response = client.post(reverse("account_signup"), {"email": "new@example.com", "password1": PASSWORD, "password2": PASSWORD})
+    from accounts.models import User
+
+    assert not User.objects.filter(email="new@example.com").exists()
+    assert response.status_code in (200, 403)
