@@ -651,3 +651,25 @@ def stale_jobs(now: datetime) -> dict[str, list[int]]:
             .values_list("pk", flat=True)[:50]
         ),
     }
+
+
+def job_retry(*, job: SyncJob, actor: Any) -> tuple[SyncJob, bool]:
+    """Start a finished, unsuccessful job again as a new job with the same request."""
+    if job.status not in (Status.FAILED, Status.CANCELLED, Status.ERROR):
+        raise JobActionRefused(f"only a failed, cancelled or errored job can be retried, not a {job.status} one")
+    return job_create(
+        owner=actor,
+        namespace=job.namespace,
+        kind=job.kind,
+        source=job.source,
+        destination=job.destination if job.kind == SyncJob.Kind.COPY else "",
+        tag_include=job.tag_include,
+        tag_exclude=job.tag_exclude,
+    )
+
+
+def job_delete(*, job: SyncJob) -> None:
+    """Delete a finished job and its history. Active jobs are cancelled first, not deleted."""
+    deleted, _ = SyncJob.objects.filter(pk=job.pk, status__in=SyncJob.FINISHED_STATUSES).delete()
+    if not deleted:
+        raise JobActionRefused("only a finished job can be deleted; cancel it first")

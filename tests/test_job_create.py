@@ -131,3 +131,26 @@ def test_workflow_inputs_follow_the_workflow_files(alice, team_namespace):
         "request_id": str(sync.request_id),
         "credential": "ACR_TEAM",
     }
+
+
+@pytest.mark.django_db
+def test_retry_starts_a_new_job_with_the_same_request(alice, team_namespace):
+    from jobs.services import JobActionRefused, job_delete, job_retry
+
+    job = create(alice, team_namespace, "nginx:1@sha256:" + "e" * 64)
+    with pytest.raises(JobActionRefused, match="only a failed"):
+        job_retry(job=job, actor=alice)
+    with pytest.raises(JobActionRefused, match="only a finished job"):
+        job_delete(job=job)
+    SyncJob.objects.filter(pk=job.pk).update(status="failed")
+    job.refresh_from_db()
+    again, created = job_retry(job=job, actor=alice)
+    assert created and again.pk != job.pk
+    assert (again.source, again.destination, again.status) == (job.source, job.destination, "pending")
+    sync = create(alice, team_namespace, "bitnami/redis", kind="sync", tag_include="^7")
+    SyncJob.objects.filter(pk=sync.pk).update(status="error")
+    sync.refresh_from_db()
+    sync_again, _ = job_retry(job=sync, actor=alice)
+    assert (sync_again.source, sync_again.destination, sync_again.tag_include) == (sync.source, sync.destination, "^7")
+    job_delete(job=job)
+    assert not SyncJob.objects.filter(pk=job.pk).exists()
