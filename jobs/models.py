@@ -105,6 +105,10 @@ class TargetNamespace(models.Model):
         self.credential_secret = (self.credential_secret or "").strip().upper()
         super().clean_fields(exclude=exclude)
 
+    def repository_count(self) -> int:
+        """Repositories this namespace holds or is about to hold through imagesync's jobs."""
+        return repository_counts([self.pk]).get(self.pk, 0)
+
     @property
     def registry_info(self) -> registries.RegistryInfo:
         return registries.RegistryInfo(self.registry)
@@ -112,6 +116,17 @@ class TargetNamespace(models.Model):
     @property
     def registry_label(self) -> str:
         return self.registry_info.label
+
+
+def repository_counts(namespace_ids: list[int]) -> dict[int, int]:
+    """For each namespace, the distinct repositories of its succeeded or active jobs (one query)."""
+    rows = (
+        SyncJob.objects.filter(namespace_id__in=namespace_ids)
+        .exclude(status__in=[SyncJob.Status.FAILED, SyncJob.Status.CANCELLED, SyncJob.Status.ERROR])
+        .values("namespace_id")
+        .annotate(n=models.Count("destination_repository", distinct=True))
+    )
+    return {row["namespace_id"]: row["n"] for row in rows}
 
 
 class SyncJob(models.Model):
@@ -173,6 +188,8 @@ class SyncJob(models.Model):
         max_length=512,
         help_text=_("Full destination reference (copy) or repository (sync)."),
     )
+    # The destination without its tag: what counts against the namespace's repository quota.
+    destination_repository = models.CharField(_("destination repository"), max_length=512, blank=True)
     request_id = models.UUIDField(_("request id"), default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING, db_index=False
@@ -223,6 +240,7 @@ class SyncJob(models.Model):
                 condition=Q(status__in=["pending", "dispatching", "queued", "running"]),
             ),
             models.Index(fields=["-created_at"], name="jobs_newest"),
+            models.Index(fields=["namespace", "destination_repository"], name="jobs_ns_repository"),
         ]
         constraints = [
             # One active job per identical request of one owner: a double submit (two tabs, a

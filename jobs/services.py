@@ -172,6 +172,21 @@ def _destination_for(
     return str(ref)
 
 
+def _check_quota(namespace: TargetNamespace, repository: str) -> None:
+    known = SyncJob.objects.filter(namespace=namespace, destination_repository=repository).exclude(
+        status__in=[Status.FAILED, Status.CANCELLED, Status.ERROR]
+    )
+    if known.exists():
+        return  # another tag of a repository the namespace already holds costs nothing
+    used = namespace.repository_count()
+    if used >= namespace.repository_quota:
+        raise _field_error(
+            "namespace",
+            f"{namespace} is full: {used} of {namespace.repository_quota} repositories are used; "
+            "ask an administrator to raise the quota or remove repositories",
+        )
+
+
 def _names_a_tag(reference: str) -> bool:
     last = reference.rsplit("/", 1)[-1].split("@", 1)[0]
     return ":" in last
@@ -220,9 +235,11 @@ def job_create(
     existing = SyncJob.objects.filter(status__in=SyncJob.ACTIVE_STATUSES, **identical).first()
     if existing is not None:
         return existing, False
+    repository = dest if kind == SyncJob.Kind.SYNC else parse_reference(dest).name
+    _check_quota(namespace, repository)
     try:
         with transaction.atomic():
-            job = SyncJob.objects.create(**identical)
+            job = SyncJob.objects.create(destination_repository=repository, **identical)
             JobTransition.objects.create(
                 job=job, from_status=Status.PENDING, to_status=Status.PENDING,
                 actor=_actor(owner), reason="submitted",

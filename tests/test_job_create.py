@@ -154,3 +154,20 @@ def test_retry_starts_a_new_job_with_the_same_request(alice, team_namespace):
     assert (sync_again.source, sync_again.destination, sync_again.tag_include) == (sync.source, sync.destination, "^7")
     job_delete(job=job)
     assert not SyncJob.objects.filter(pk=job.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_repository_quota_counts_repositories_not_tags(alice, team_namespace):
+    team_namespace.repository_quota = 2
+    team_namespace.save()
+    create(alice, team_namespace, "nginx:1")
+    create(alice, team_namespace, "nginx:2")  # same repository, another tag: free
+    failed = create(alice, team_namespace, "busybox:1")
+    assert team_namespace.repository_count() == 2
+    SyncJob.objects.filter(pk=failed.pk).update(status="failed")  # a failed copy holds nothing
+    create(alice, team_namespace, "redis:7")
+    with pytest.raises(ValidationError, match="is full: 2 of 2 repositories"):
+        create(alice, team_namespace, "alpine:3")
+    create(alice, team_namespace, "redis:8")  # still fine: redis is already there
+    sync = create(alice, team_namespace, "library/nginx", kind="sync")
+    assert sync.destination_repository == f"{HOST}/team/nginx"
