@@ -83,7 +83,10 @@ def htpasswd_line(username: str, password: str) -> str:
         # -i reads the password from stdin so it never shows in the process list.
         done = subprocess.run(
             ["htpasswd", "-niB", "-C", "4", username],
-            input=password, capture_output=True, text=True, check=True,
+            input=password,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return done.stdout.strip()
     pytest.skip("needs the 'bcrypt' Python package or apache2-utils' htpasswd to write htpasswd files")
@@ -134,8 +137,9 @@ class Registry:
             self.process.wait(timeout=10)
 
 
-def wait_until_ready(url: str, process: subprocess.Popen | None, log_path: Path | None,
-                     timeout: float = READY_TIMEOUT) -> None:
+def wait_until_ready(
+    url: str, process: subprocess.Popen | None, log_path: Path | None, timeout: float = READY_TIMEOUT
+) -> None:
     """Poll ``/v2/`` until the registry answers (200, or 401 when it wants a login)."""
     deadline = time.monotonic() + timeout
     parsed = urllib.parse.urlsplit(url)
@@ -158,8 +162,7 @@ def wait_until_ready(url: str, process: subprocess.Popen | None, log_path: Path 
     raise RuntimeError(f"registry at {url} not ready after {timeout:.0f}s: {last_error}")
 
 
-def start_registry(workdir: Path, *, username: str | None = None,
-                   password: str | None = None) -> Registry:
+def start_registry(workdir: Path, *, username: str | None = None, password: str | None = None) -> Registry:
     """Start ``docker-registry serve`` on a free loopback port, storing into ``workdir``."""
     if not os.access(REGISTRY_BINARY, os.X_OK):
         pytest.skip(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
@@ -190,10 +193,18 @@ def start_registry(workdir: Path, *, username: str | None = None,
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [REGISTRY_BINARY, "serve", str(config_path)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
-    registry = Registry(host=f"127.0.0.1:{port}", storage=storage, process=process,
-                        username=username, password=password, log_path=log_path)
+    registry = Registry(
+        host=f"127.0.0.1:{port}",
+        storage=storage,
+        process=process,
+        username=username,
+        password=password,
+        log_path=log_path,
+    )
     try:
         wait_until_ready(registry.url, process, log_path)
     except BaseException:
@@ -223,6 +234,7 @@ class Blob:
 @dataclass
 class Image:
     """A manifest (or index) with everything it references."""
+
     media_type: str
     manifest: bytes
     blobs: list[Blob] = field(default_factory=list)
@@ -272,7 +284,9 @@ def build_image(seed: str, *, os_name: str = "linux", architecture: str = "amd64
     )
 
 
-def build_index(seed: str, platforms: tuple[tuple[str, str], ...] = (("linux", "amd64"), ("linux", "arm64"))) -> Image:
+def build_index(
+    seed: str, platforms: tuple[tuple[str, str], ...] = (("linux", "amd64"), ("linux", "arm64"))
+) -> Image:
     """A multi-platform OCI index over one single-platform image per ``(os, arch)``."""
     children = [build_image(seed, os_name=o, architecture=a) for o, a in platforms]
     index_doc = {
@@ -283,8 +297,9 @@ def build_index(seed: str, platforms: tuple[tuple[str, str], ...] = (("linux", "
             for c in children
         ],
     }
-    return Image(media_type=OCI_INDEX, manifest=json.dumps(index_doc, sort_keys=True).encode(),
-                 children=children)
+    return Image(
+        media_type=OCI_INDEX, manifest=json.dumps(index_doc, sort_keys=True).encode(), children=children
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,8 +307,9 @@ def build_index(seed: str, platforms: tuple[tuple[str, str], ...] = (("linux", "
 # --------------------------------------------------------------------------------------------
 
 
-def _request(base_url: str, method: str, path: str, *, headers: dict | None = None,
-             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    base_url: str, method: str, path: str, *, headers: dict | None = None, body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     parsed = urllib.parse.urlsplit(base_url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
     try:
@@ -316,8 +332,11 @@ def push_blob(registry: Registry, repo: str, blob: Blob) -> None:
     location = urllib.parse.urlsplit(resp_headers["location"])
     query = urllib.parse.parse_qsl(location.query) + [("digest", blob.digest)]
     target = f"{location.path}?{urllib.parse.urlencode(query)}"
-    put_headers = {**headers, "Content-Type": "application/octet-stream",
-                   "Content-Length": str(len(blob.data))}
+    put_headers = {
+        **headers,
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(len(blob.data)),
+    }
     status, _, data = _request(registry.url, "PUT", target, headers=put_headers, body=blob.data)
     if status != 201:
         raise RuntimeError(f"blob upload failed: HTTP {status} {data[:300]!r}")
@@ -325,8 +344,9 @@ def push_blob(registry: Registry, repo: str, blob: Blob) -> None:
 
 def push_manifest(registry: Registry, repo: str, reference: str, media_type: str, body: bytes) -> str:
     headers = {**registry.auth_headers(), "Content-Type": media_type}
-    status, resp_headers, data = _request(registry.url, "PUT", f"/v2/{repo}/manifests/{reference}",
-                                          headers=headers, body=body)
+    status, resp_headers, data = _request(
+        registry.url, "PUT", f"/v2/{repo}/manifests/{reference}", headers=headers, body=body
+    )
     if status != 201:
         raise RuntimeError(f"manifest push failed: HTTP {status} {data[:300]!r}")
     return resp_headers.get("docker-content-digest", "")
@@ -348,8 +368,9 @@ def push_image(registry: Registry, repo: str, tag: str, image: Image) -> str:
 def manifest_digest(registry: Registry, repo: str, reference: str) -> str | None:
     """The digest the registry stores for ``repo:reference`` (HEAD), or None when absent."""
     headers = {**registry.auth_headers(), "Accept": MANIFEST_ACCEPT}
-    status, resp_headers, _ = _request(registry.url, "HEAD", f"/v2/{repo}/manifests/{reference}",
-                                       headers=headers)
+    status, resp_headers, _ = _request(
+        registry.url, "HEAD", f"/v2/{repo}/manifests/{reference}", headers=headers
+    )
     if status == 404:
         return None
     if status != 200:
@@ -359,8 +380,9 @@ def manifest_digest(registry: Registry, repo: str, reference: str) -> str | None
 
 def get_manifest(registry: Registry, repo: str, reference: str) -> tuple[str, dict]:
     headers = {**registry.auth_headers(), "Accept": MANIFEST_ACCEPT}
-    status, resp_headers, data = _request(registry.url, "GET", f"/v2/{repo}/manifests/{reference}",
-                                          headers=headers)
+    status, resp_headers, data = _request(
+        registry.url, "GET", f"/v2/{repo}/manifests/{reference}", headers=headers
+    )
     if status != 200:
         raise RuntimeError(f"GET manifest {repo}:{reference}: HTTP {status}")
     return resp_headers.get("content-type", ""), json.loads(data)
@@ -379,8 +401,18 @@ def list_tags(registry: Registry, repo: str) -> list[str]:
 # Counting proxy
 # --------------------------------------------------------------------------------------------
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-               "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 
 
 class CountingProxy:
@@ -428,8 +460,9 @@ class CountingProxy:
 
     def manifest_requests(self, method: str | None = None) -> list[tuple[str, str]]:
         with self._lock:
-            return [(m, p) for m, p in self.requests
-                    if "/manifests/" in p and (method is None or m == method)]
+            return [
+                (m, p) for m, p in self.requests if "/manifests/" in p and (method is None or m == method)
+            ]
 
     def close(self) -> None:
         self._server.shutdown()
@@ -513,28 +546,35 @@ class CountingProxy:
                     with proxy._lock:
                         if self.command == "GET":
                             if proxy.ratelimit_remaining <= 0:
-                                limit_headers = self._rate_headers(0)
-                                self._error(429, "TOOMANYREQUESTS", "You have reached your pull rate limit.",
-                                            limit_headers)
+                                # Retry-After 0 keeps skopeo's built-in back-off (minutes) out of the tests.
+                                limit_headers = {**self._rate_headers(0), "Retry-After": "0"}
+                                self._error(
+                                    429,
+                                    "TOOMANYREQUESTS",
+                                    "You have reached your pull rate limit.",
+                                    limit_headers,
+                                )
                                 return
                             proxy.ratelimit_remaining -= 1
                         rate_headers = self._rate_headers(proxy.ratelimit_remaining)
                 self._forward(body, rate_headers)
 
             def _rate_headers(self, remaining: int) -> dict[str, str]:
-                return {"ratelimit-limit": f"{proxy.ratelimit_limit};w=21600",
-                        "ratelimit-remaining": f"{remaining};w=21600"}
+                return {
+                    "ratelimit-limit": f"{proxy.ratelimit_limit};w=21600",
+                    "ratelimit-remaining": f"{remaining};w=21600",
+                }
 
             def _bearer_ok(self) -> bool:
                 value = self.headers.get("Authorization", "")
-                return value.startswith("Bearer ") and value[len("Bearer "):] in proxy._tokens
+                return value.startswith("Bearer ") and value[len("Bearer ") :] in proxy._tokens
 
             def _challenge(self, bare_path: str) -> None:
                 challenge = f'Bearer realm="{proxy.url}/token",service="imagesync-test"'
                 parts = bare_path.split("/")
                 for marker in ("manifests", "blobs", "tags"):
                     if marker in parts[2:]:
-                        name = "/".join(parts[2:parts.index(marker, 2)])
+                        name = "/".join(parts[2 : parts.index(marker, 2)])
                         challenge += f',scope="repository:{name}:pull"'
                         break
                 self._error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": challenge})
@@ -617,8 +657,9 @@ def source_registry(registry_root) -> Registry:
 @pytest.fixture(scope="session")
 def destination_registry(registry_root) -> Registry:
     """A registry with htpasswd auth, standing in for ACR."""
-    registry = start_registry(registry_root / "destination", username="acr-user",
-                              password="fixed-" + secrets.token_hex(8))
+    registry = start_registry(
+        registry_root / "destination", username="acr-user", password="fixed-" + secrets.token_hex(8)
+    )
     yield registry
     registry.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import stat
 import subprocess
 import sys
 import textwrap
@@ -18,30 +17,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.registries import (  # noqa: F401 - fixtures are found by pytest through these imports
+# Before the import below, or pytest warns that it can no longer rewrite the module's asserts.
+pytest.register_assert_rewrite("tests.registries")
+
+from tests.registries import (  # noqa: E402
     SKOPEO_BINARY,
     CountingProxy,
     Registry,
     build_image,
     build_index,
-    counting_proxy,
-    destination_registry,
     get_manifest,
     list_tags,
-    make_proxy,
     manifest_digest,
     push_image,
-    registry_root,
-    source_registry,
     unique_repo,
 )
+
+# The registry fixtures (source_registry, destination_registry, counting_proxy, make_proxy).
+pytest_plugins = ("tests.registries",)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / ".github" / "scripts" / "imagesync_transfer.py"
 ALIYUN = "registry.cn-beijing.aliyuncs.com"
 
-needs_skopeo = pytest.mark.skipif(not os.access(SKOPEO_BINARY, os.X_OK),
-                                  reason="needs Debian's skopeo (apt-get install skopeo)")
+needs_skopeo = pytest.mark.skipif(
+    not os.access(SKOPEO_BINARY, os.X_OK), reason="needs Debian's skopeo (apt-get install skopeo)"
+)
 
 
 def load_script_module():
@@ -74,17 +75,23 @@ def run_transfer(kind: str, env: dict[str, str], tmp_path: Path) -> Outcome:
     summary = tmp_path / f"summary-{os.urandom(4).hex()}.md"
     base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
     full_env = {**base, "GITHUB_STEP_SUMMARY": str(summary), **env}
-    done = subprocess.run([sys.executable, str(SCRIPT), kind], env=full_env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), kind], env=full_env, capture_output=True, text=True, timeout=300
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith(transfer.RESULT_PREFIX)]
     assert len(lines) == 1, f"expected exactly one result line:\n{done.stdout}\n{done.stderr}"
-    result = json.loads(lines[0][len(transfer.RESULT_PREFIX):])
-    return Outcome(done.returncode, done.stdout, done.stderr, result,
-                   summary.read_text() if summary.exists() else "")
+    result = json.loads(lines[0][len(transfer.RESULT_PREFIX) :])
+    return Outcome(
+        done.returncode, done.stdout, done.stderr, result, summary.read_text() if summary.exists() else ""
+    )
 
 
-def registry_env(source: Registry | CountingProxy, destination: Registry | CountingProxy,
-                 credential: str | None, *insecure_extra: str) -> dict[str, str]:
+def registry_env(
+    source: Registry | CountingProxy,
+    destination: Registry | CountingProxy,
+    credential: str | None,
+    *insecure_extra: str,
+) -> dict[str, str]:
     hosts = {source.host, destination.host, *insecure_extra}
     return {
         "IMAGESYNC_SOURCE": source.host,
@@ -98,16 +105,26 @@ def registry_env(source: Registry | CountingProxy, destination: Registry | Count
 
 def copy_env(source, destination, credential, source_repo, destination_repo, **extra) -> dict[str, str]:
     env = registry_env(source, destination, credential)
-    env.update({"IMAGESYNC_SOURCE_REPO": source_repo, "IMAGESYNC_DESTINATION_REPO": destination_repo,
-                "IMAGESYNC_REQUEST_ID": "req-123"})
+    env.update(
+        {
+            "IMAGESYNC_SOURCE_REPO": source_repo,
+            "IMAGESYNC_DESTINATION_REPO": destination_repo,
+            "IMAGESYNC_REQUEST_ID": "req-123",
+        }
+    )
     env.update(extra)
     return env
 
 
 def sync_env(source, destination, credential, source_repo, scope, **extra) -> dict[str, str]:
     env = registry_env(source, destination, credential)
-    env.update({"IMAGESYNC_SOURCE_REPO": source_repo, "IMAGESYNC_DESTINATION_SCOPE": scope,
-                "IMAGESYNC_REQUEST_ID": "req-456"})
+    env.update(
+        {
+            "IMAGESYNC_SOURCE_REPO": source_repo,
+            "IMAGESYNC_DESTINATION_SCOPE": scope,
+            "IMAGESYNC_REQUEST_ID": "req-456",
+        }
+    )
     env.update(extra)
     return env
 
@@ -115,7 +132,8 @@ def sync_env(source, destination, credential, source_repo, scope, **extra) -> di
 def write_fake_skopeo(directory: Path, log: Path, *, delegate: bool) -> Path:
     """A skopeo that records each call (argv and the auth files' modes), then runs the real one."""
     path = directory / "skopeo"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         #!{sys.executable}
         import json, os, stat, sys
         record = {{"argv": sys.argv[1:], "authfiles": {{}}}}
@@ -132,7 +150,8 @@ def write_fake_skopeo(directory: Path, log: Path, *, delegate: bool) -> Path:
         if {delegate!r}:
             os.execv({SKOPEO_BINARY!r}, [{SKOPEO_BINARY!r}] + sys.argv[1:])
         print("skopeo version 1.9.3")
-    """))
+    """)
+    )
     path.chmod(0o755)
     return path
 
@@ -251,18 +270,25 @@ def test_usage_error_without_a_mode(tmp_path):
     assert "usage" in done.stderr
 
 
-@pytest.mark.parametrize("source,repo,expected", [
-    ("docker.io", "nginx:1.27", ("docker.io", "library/nginx", "1.27")),
-    ("Docker.IO", "bitnami/redis:7.2", ("docker.io", "bitnami/redis", "7.2")),
-    ("index.docker.io", "nginx", ("docker.io", "library/nginx", "latest")),
-    ("ghcr.io", "owner/app:v1.0.0-rc.1", ("ghcr.io", "owner/app", "v1.0.0-rc.1")),
-    ("quay.io", "a/b__c/d-e---f:_x", ("quay.io", "a/b__c/d-e---f", "_x")),
-    ("localhost:5000", "x:1", ("localhost:5000", "x", "1")),
-    ("docker.io", "nginx@sha256:" + "b" * 64, ("docker.io", "library/nginx", "sha256:" + "b" * 64)),
-])
+@pytest.mark.parametrize(
+    "source,repo,expected",
+    [
+        ("docker.io", "nginx:1.27", ("docker.io", "library/nginx", "1.27")),
+        ("Docker.IO", "bitnami/redis:7.2", ("docker.io", "bitnami/redis", "7.2")),
+        ("index.docker.io", "nginx", ("docker.io", "library/nginx", "latest")),
+        ("ghcr.io", "owner/app:v1.0.0-rc.1", ("ghcr.io", "owner/app", "v1.0.0-rc.1")),
+        ("quay.io", "a/b__c/d-e---f:_x", ("quay.io", "a/b__c/d-e---f", "_x")),
+        ("localhost:5000", "x:1", ("localhost:5000", "x", "1")),
+        ("docker.io", "nginx@sha256:" + "b" * 64, ("docker.io", "library/nginx", "sha256:" + "b" * 64)),
+    ],
+)
 def test_reference_normalisation(source, repo, expected):
-    env = {**valid_copy_inputs(), "IMAGESYNC_SOURCE": source, "IMAGESYNC_SOURCE_REPO": repo,
-           "IMAGESYNC_DESTINATION_REPO": "team/x:1"}
+    env = {
+        **valid_copy_inputs(),
+        "IMAGESYNC_SOURCE": source,
+        "IMAGESYNC_SOURCE_REPO": repo,
+        "IMAGESYNC_DESTINATION_REPO": "team/x:1",
+    }
     settings = transfer.Settings("copy", env)
     assert (settings.source_host, settings.source_repo, settings.source_ref) == expected
 
@@ -272,26 +298,40 @@ def test_destination_tag_defaults_to_the_source_tag():
     assert transfer.Settings("copy", env).destination_tag == "1.27"
 
 
-@pytest.mark.parametrize("tag,ok", [
-    ("latest", True), ("1.27.0-alpine", True), ("_x", True), ("a" * 128, True),
-    ("a" * 129, False), (".hidden", False), ("-x", False), ("1.27\n", False), ("ä", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "tag,ok",
+    [
+        ("latest", True),
+        ("1.27.0-alpine", True),
+        ("_x", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        (".hidden", False),
+        ("-x", False),
+        ("1.27\n", False),
+        ("ä", False),
+        ("", False),
+    ],
+)
 def test_tag_grammar(tag, ok):
     assert bool(transfer.TAG_RE.fullmatch(tag)) is ok
 
 
-@pytest.mark.parametrize("host,ok", [
-    ("registry.cn-beijing.aliyuncs.com", True),
-    ("registry-vpc.cn-hangzhou.aliyuncs.com", True),
-    ("registry-intl.ap-southeast-1.aliyuncs.com", True),
-    ("crpi-abc123.cn-shanghai.personal.cr.aliyuncs.com", True),
-    ("crpi-abc123-vpc.cn-shanghai.personal.cr.aliyuncs.com", True),
-    ("myinst-registry.cn-shenzhen.cr.aliyuncs.com", True),
-    ("evil.example.com", False),
-    ("registry.cn-beijing.aliyuncs.com.evil.example", False),
-    ("bucket.oss-cn-beijing.aliyuncs.com", False),
-    ("registry.cn-beijing.aliyuncs.com:444", False),
-])
+@pytest.mark.parametrize(
+    "host,ok",
+    [
+        ("registry.cn-beijing.aliyuncs.com", True),
+        ("registry-vpc.cn-hangzhou.aliyuncs.com", True),
+        ("registry-intl.ap-southeast-1.aliyuncs.com", True),
+        ("crpi-abc123.cn-shanghai.personal.cr.aliyuncs.com", True),
+        ("crpi-abc123-vpc.cn-shanghai.personal.cr.aliyuncs.com", True),
+        ("myinst-registry.cn-shenzhen.cr.aliyuncs.com", True),
+        ("evil.example.com", False),
+        ("registry.cn-beijing.aliyuncs.com.evil.example", False),
+        ("bucket.oss-cn-beijing.aliyuncs.com", False),
+        ("registry.cn-beijing.aliyuncs.com:444", False),
+    ],
+)
 def test_destination_allow_list(host, ok):
     assert transfer.destination_allowed(host, set()) is ok
 
@@ -299,10 +339,14 @@ def test_destination_allow_list(host, ok):
 def test_challenge_and_ratelimit_parsing():
     scheme, params = transfer.parse_challenge(
         'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
-        'scope="repository:library/nginx:pull"')
+        'scope="repository:library/nginx:pull"'
+    )
     assert scheme == "bearer"
-    assert params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
-                      "scope": "repository:library/nginx:pull"}
+    assert params == {
+        "realm": "https://auth.docker.io/token",
+        "service": "registry.docker.io",
+        "scope": "repository:library/nginx:pull",
+    }
     assert transfer.parse_challenge('Basic realm="x"') == ("basic", {"realm": "x"})
     assert transfer.parse_ratelimit("100;w=21600") == 100
     assert transfer.parse_ratelimit("0;w=21600") == 0
@@ -312,10 +356,19 @@ def test_challenge_and_ratelimit_parsing():
 
 def test_markdown_summary_escapes_untrusted_text():
     result = {
-        "kind": "sync", "status": "failed", "source": "docker.io/library/x", "source_reference": None,
-        "destination": f"{ALIYUN}/team/x", "request_id": "r1", "tags_found": 2, "tags_selected": 2,
-        "error": None, "stopped": None, "not_attempted": [],
-        "copied": [{"tag": "1", "digest": "sha256:" + "c" * 64}], "skipped": [],
+        "kind": "sync",
+        "status": "failed",
+        "source": "docker.io/library/x",
+        "source_reference": None,
+        "destination": f"{ALIYUN}/team/x",
+        "request_id": "r1",
+        "tags_found": 2,
+        "tags_selected": 2,
+        "error": None,
+        "stopped": None,
+        "not_attempted": [],
+        "copied": [{"tag": "1", "digest": "sha256:" + "c" * 64}],
+        "skipped": [],
         "failed": [{"tag": "2", "reason": "bad | <script>alert(1)</script> `x`\nnext"}],
     }
     text = transfer.markdown_summary(result)
@@ -332,12 +385,14 @@ def test_markdown_summary_escapes_untrusted_text():
 
 @pytest.mark.e2e
 @needs_skopeo
-def test_copy_one_tag_arrives_with_the_same_digest(tmp_path, source_registry, destination_registry,
-                                                   counting_proxy):
+def test_copy_one_tag_arrives_with_the_same_digest(
+    tmp_path, source_registry, destination_registry, counting_proxy
+):
     repo = unique_repo("library")
     digest = push_image(source_registry, repo, "1.0", build_image(repo))
-    env = copy_env(counting_proxy, destination_registry, destination_registry.credential,
-                   f"{repo}:1.0", "team/app:1.0")
+    env = copy_env(
+        counting_proxy, destination_registry, destination_registry.credential, f"{repo}:1.0", "team/app:1.0"
+    )
 
     first = run_transfer("copy", env, tmp_path)
     assert first.returncode == 0, first.stdout
@@ -367,8 +422,13 @@ def test_copy_one_tag_arrives_with_the_same_digest(tmp_path, source_registry, de
 def test_copy_by_digest(tmp_path, source_registry, destination_registry):
     repo = unique_repo("library")
     digest = push_image(source_registry, repo, "moving", build_image(repo))
-    env = copy_env(source_registry, destination_registry, destination_registry.credential,
-                   f"{repo}@{digest}", "team/pinned:v1")
+    env = copy_env(
+        source_registry,
+        destination_registry,
+        destination_registry.credential,
+        f"{repo}@{digest}",
+        "team/pinned:v1",
+    )
     outcome = run_transfer("copy", env, tmp_path)
     assert outcome.returncode == 0, outcome.stdout
     assert outcome.result["source_reference"] == digest
@@ -382,8 +442,13 @@ def test_copy_keeps_every_platform_of_an_index(tmp_path, source_registry, destin
     index = build_index(repo)
     digest = push_image(source_registry, repo, "multi", index)
     dest_repo = unique_repo("team")
-    env = copy_env(source_registry, destination_registry, destination_registry.credential,
-                   f"{repo}:multi", f"{dest_repo}:multi")
+    env = copy_env(
+        source_registry,
+        destination_registry,
+        destination_registry.credential,
+        f"{repo}:multi",
+        f"{dest_repo}:multi",
+    )
     outcome = run_transfer("copy", env, tmp_path)
     assert outcome.returncode == 0, outcome.stdout
     assert manifest_digest(destination_registry, dest_repo, "multi") == digest
@@ -398,8 +463,13 @@ def test_copy_keeps_every_platform_of_an_index(tmp_path, source_registry, destin
 @pytest.mark.e2e
 @needs_skopeo
 def test_copy_of_a_missing_source_fails_clearly(tmp_path, source_registry, destination_registry):
-    env = copy_env(source_registry, destination_registry, destination_registry.credential,
-                   f"{unique_repo('library')}:nope", "team/none:1")
+    env = copy_env(
+        source_registry,
+        destination_registry,
+        destination_registry.credential,
+        f"{unique_repo('library')}:nope",
+        "team/none:1",
+    )
     outcome = run_transfer("copy", env, tmp_path)
     assert outcome.returncode == transfer.EXIT_FAILED
     assert outcome.result["failed"][0]["tag"] == "1"
@@ -409,12 +479,18 @@ def test_copy_of_a_missing_source_fails_clearly(tmp_path, source_registry, desti
 @pytest.mark.e2e
 @needs_skopeo
 def test_wrong_destination_password_is_reported_as_authentication_failure(
-        tmp_path, source_registry, destination_registry):
+    tmp_path, source_registry, destination_registry
+):
     repo = unique_repo("library")
     push_image(source_registry, repo, "1.0", build_image(repo))
     dest_repo = unique_repo("team")
-    env = copy_env(source_registry, destination_registry, f"{destination_registry.username}:wrong-password",
-                   f"{repo}:1.0", f"{dest_repo}:1.0")
+    env = copy_env(
+        source_registry,
+        destination_registry,
+        f"{destination_registry.username}:wrong-password",
+        f"{repo}:1.0",
+        f"{dest_repo}:1.0",
+    )
     outcome = run_transfer("copy", env, tmp_path)
     assert outcome.returncode == transfer.EXIT_FAILED
     assert outcome.result["status"] == "failed"
@@ -429,14 +505,20 @@ def test_wrong_destination_password_is_reported_as_authentication_failure(
 @pytest.mark.e2e
 @needs_skopeo
 def test_password_never_on_a_command_line_and_auth_files_are_private(
-        tmp_path, source_registry, destination_registry):
+    tmp_path, source_registry, destination_registry
+):
     repo = unique_repo("library")
     digest = push_image(source_registry, repo, "1.0", build_image(repo))
     calls = tmp_path / "calls.jsonl"
-    env = copy_env(source_registry, destination_registry, destination_registry.credential,
-                   f"{repo}:1.0", f"{unique_repo('team')}:1.0",
-                   IMAGESYNC_SKOPEO=str(write_fake_skopeo(tmp_path, calls, delegate=True)),
-                   GITHUB_ACTIONS="true")
+    env = copy_env(
+        source_registry,
+        destination_registry,
+        destination_registry.credential,
+        f"{repo}:1.0",
+        f"{unique_repo('team')}:1.0",
+        IMAGESYNC_SKOPEO=str(write_fake_skopeo(tmp_path, calls, delegate=True)),
+        GITHUB_ACTIONS="true",
+    )
     outcome = run_transfer("copy", env, tmp_path)
     assert outcome.returncode == 0, outcome.stdout
     assert outcome.result["copied"][0]["digest"] == digest
@@ -449,7 +531,7 @@ def test_password_never_on_a_command_line_and_auth_files_are_private(
         assert not any(arg.startswith(("--creds", "--src-creds", "--dest-creds")) for arg in call["argv"])
     authfiles = copy_calls[0]["authfiles"]
     assert len(authfiles) == 1
-    (path, info), = authfiles.items()
+    ((path, info),) = authfiles.items()
     assert info["mode"] == 0o600 and info["dir_mode"] == 0o700
     assert list(info["content"]["auths"]) == [destination_registry.host]
     assert "--src-no-creds" in copy_calls[0]["argv"]
@@ -465,8 +547,9 @@ def test_password_never_on_a_command_line_and_auth_files_are_private(
 
 @pytest.mark.e2e
 @needs_skopeo
-def test_sync_copies_then_skips_without_pulling(tmp_path, source_registry, destination_registry,
-                                                counting_proxy):
+def test_sync_copies_then_skips_without_pulling(
+    tmp_path, source_registry, destination_registry, counting_proxy
+):
     repo = unique_repo("library")
     digests = {
         "1.0": push_image(source_registry, repo, "1.0", build_image(repo + "a")),
@@ -510,8 +593,15 @@ def test_sync_include_and_exclude_filters(tmp_path, source_registry, destination
     for tag in ("1.0", "1.1", "1.1-alpine", "2.0", "latest"):
         push_image(source_registry, repo, tag, build_image(repo + tag))
     scope = f"team{os.urandom(3).hex()}"
-    env = sync_env(source_registry, destination_registry, destination_registry.credential, repo, scope,
-                   IMAGESYNC_INCLUDE_TAGS=r"^1\.", IMAGESYNC_EXCLUDE_TAGS="alpine")
+    env = sync_env(
+        source_registry,
+        destination_registry,
+        destination_registry.credential,
+        repo,
+        scope,
+        IMAGESYNC_INCLUDE_TAGS=r"^1\.",
+        IMAGESYNC_EXCLUDE_TAGS="alpine",
+    )
     outcome = run_transfer("sync", env, tmp_path)
     assert outcome.returncode == 0, outcome.stdout
     assert outcome.tags("copied") == ["1.0", "1.1"]
@@ -544,18 +634,24 @@ def test_sync_keeps_going_past_a_broken_tag(tmp_path, source_registry, destinati
 
 @pytest.mark.e2e
 @needs_skopeo
-def test_sync_stops_when_the_pull_limit_is_used_up(tmp_path, source_registry, destination_registry,
-                                                   counting_proxy):
+def test_sync_stops_when_the_pull_limit_is_used_up(
+    tmp_path, source_registry, destination_registry, counting_proxy
+):
     repo = unique_repo("library")
+    scope = f"team{os.urandom(3).hex()}"
+    env = sync_env(counting_proxy, destination_registry, destination_registry.credential, repo, scope)
+    push_image(source_registry, repo, "0", build_image(repo + "0"))
+    assert run_transfer("sync", env, tmp_path).returncode == 0
     for tag in ("1", "2", "3"):
         push_image(source_registry, repo, tag, build_image(repo + tag))
     counting_proxy.ratelimit_remaining = 0
-    scope = f"team{os.urandom(3).hex()}"
-    env = sync_env(counting_proxy, destination_registry, destination_registry.credential, repo, scope)
+    counting_proxy.reset()
     outcome = run_transfer("sync", env, tmp_path)
     assert outcome.returncode == transfer.EXIT_STOPPED, outcome.stdout
     assert outcome.result["status"] == "stopped"
     assert outcome.result["copied"] == [] and outcome.result["failed"] == []
+    # HEADs cost nothing: the tag already there is still reported as up to date.
+    assert outcome.tags("skipped") == ["0"]
     assert outcome.result["not_attempted"] == ["1", "2", "3"]
     assert "pull limit" in outcome.result["stopped"]
     assert outcome.result["ratelimit"] == {"limit": 100, "remaining": 0}
@@ -565,8 +661,9 @@ def test_sync_stops_when_the_pull_limit_is_used_up(tmp_path, source_registry, de
 
 @pytest.mark.e2e
 @needs_skopeo
-def test_sync_stops_midway_when_the_pull_limit_runs_out(tmp_path, source_registry, destination_registry,
-                                                        counting_proxy):
+def test_sync_stops_midway_when_the_pull_limit_runs_out(
+    tmp_path, source_registry, destination_registry, counting_proxy
+):
     repo = unique_repo("library")
     for tag in ("1", "2", "3"):
         push_image(source_registry, repo, tag, build_image(repo + tag))
@@ -606,12 +703,56 @@ def test_token_auth_like_docker_hub_and_acr(tmp_path, source_registry, destinati
 
 @pytest.mark.e2e
 @needs_skopeo
-def test_source_credential_is_not_sent_to_a_user_chosen_source(tmp_path, source_registry,
-                                                               destination_registry, counting_proxy):
+def test_source_credential_is_not_sent_to_a_user_chosen_source(
+    tmp_path, source_registry, destination_registry, counting_proxy
+):
     repo = unique_repo("library")
     push_image(source_registry, repo, "1.0", build_image(repo))
-    env = copy_env(counting_proxy, destination_registry, destination_registry.credential,
-                   f"{repo}:1.0", f"{unique_repo('team')}:1.0", SOURCE_CREDENTIAL="hubuser:hubpass")
+    env = copy_env(
+        counting_proxy,
+        destination_registry,
+        destination_registry.credential,
+        f"{repo}:1.0",
+        f"{unique_repo('team')}:1.0",
+        SOURCE_CREDENTIAL="hubuser:hubpass",
+    )
     outcome = run_transfer("copy", env, tmp_path)
     assert outcome.returncode == 0, outcome.stdout
     assert {scheme for _, scheme in counting_proxy.authorizations} == {""}
+
+
+@pytest.mark.e2e
+@needs_skopeo
+def test_a_429_during_a_copy_stops_the_rest(tmp_path, source_registry, destination_registry, counting_proxy):
+    repo = unique_repo("library")
+    push_image(source_registry, repo, "a", build_index(repo + "a"))  # 3 manifest GETs to copy
+    push_image(source_registry, repo, "b", build_image(repo + "b"))
+    counting_proxy.ratelimit_remaining = 2
+    scope = f"team{os.urandom(3).hex()}"
+    env = sync_env(counting_proxy, destination_registry, destination_registry.credential, repo, scope)
+    outcome = run_transfer("sync", env, tmp_path)
+    assert outcome.returncode == transfer.EXIT_FAILED, outcome.stdout
+    assert [f["tag"] for f in outcome.result["failed"]] == ["a"]
+    assert "429" in outcome.result["stopped"]
+    assert outcome.result["not_attempted"] == ["b"]
+
+
+@pytest.mark.e2e
+@needs_skopeo
+def test_plain_http_only_for_listed_hosts(tmp_path, source_registry, destination_registry):
+    repo = unique_repo("library")
+    push_image(source_registry, repo, "1.0", build_image(repo))
+    dest_repo = unique_repo("team")
+    env = copy_env(
+        source_registry,
+        destination_registry,
+        destination_registry.credential,
+        f"{repo}:1.0",
+        f"{dest_repo}:1.0",
+        IMAGESYNC_INSECURE_REGISTRIES=destination_registry.host,
+    )
+    outcome = run_transfer("copy", env, tmp_path)
+    # The source speaks plain http and is not listed: the script insists on TLS and fails.
+    assert outcome.returncode == transfer.EXIT_FAILED
+    assert "did not answer" in outcome.result["failed"][0]["reason"]
+    assert manifest_digest(destination_registry, dest_repo, "1.0") is None

@@ -14,6 +14,26 @@ skopeo 1.13, Debian 12 (where the tests run) has skopeo 1.9.3.
 The last line that matters to a machine is ``IMAGESYNC-RESULT {json}``; it is printed exactly once,
 whatever happens. Exit codes: 0 all done, 1 something failed, 2 invalid input, 3 stopped early
 because the source registry's pull limit ran out.
+
+Environment (the workflow inputs, then the secrets, then operator settings):
+    IMAGESYNC_SOURCE              source registry host (default docker.io)
+    IMAGESYNC_DESTINATION         destination registry host (an Aliyun ACR host unless allowed below)
+    IMAGESYNC_SOURCE_REPO         copy: repo[:tag] or repo@sha256:...; sync: repo
+    IMAGESYNC_DESTINATION_REPO    copy: namespace/repo[:tag] (tag defaults to the source tag)
+    IMAGESYNC_DESTINATION_SCOPE   sync: namespace; the repository keeps the source's last name part
+    IMAGESYNC_INCLUDE_TAGS        sync: regular expression a tag must contain a match of
+    IMAGESYNC_EXCLUDE_TAGS        sync: regular expression that drops a tag
+    IMAGESYNC_REQUEST_ID          the portal's job id, echoed in the result
+    IMAGESYNC_CREDENTIAL_NAME     name of the secret in DESTINATION_CREDENTIAL, for messages
+    DESTINATION_CREDENTIAL        username:password for the destination (required)
+    SOURCE_CREDENTIAL             username:password for Docker Hub; never sent to any other source
+    IMAGESYNC_ALLOWED_DESTINATIONS  comma-separated host[:port] allowed besides Aliyun's hosts
+    IMAGESYNC_INSECURE_REGISTRIES   comma-separated host[:port] spoken to over plain http (tests)
+    IMAGESYNC_MIN_PULLS_LEFT      copy only while the source reports at least this many pulls left (1)
+    IMAGESYNC_COPY_TIMEOUT        seconds one skopeo copy may take (1800)
+    IMAGESYNC_SKOPEO              skopeo executable (default: skopeo on PATH)
+    GITHUB_STEP_SUMMARY           when set, a Markdown table of the outcome is appended to it
+    GITHUB_ACTIONS                "true" on a runner: passwords are then masked with ::add-mask::
 """
 
 from __future__ import annotations
@@ -33,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.parse
 
 RESULT_PREFIX = "IMAGESYNC-RESULT "
@@ -49,12 +70,14 @@ DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "r
 
 # Every manifest type a registry may store. Without the full list a registry may convert the
 # manifest on the fly and answer with a digest that is not the one it stores.
-MANIFEST_ACCEPT = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 HTTP_TIMEOUT = 30
 HTTP_ATTEMPTS = 3
@@ -115,8 +138,11 @@ def _command_escape(text: str) -> str:
 
 
 def gh_error(message: str, title: str = "imagesync") -> None:
-    print(f"::error title={_command_escape(title).replace(',', '%2C').replace(':', '%3A')}::"
-          f"{_command_escape(message)}", flush=True)
+    print(
+        f"::error title={_command_escape(title).replace(',', '%2C').replace(':', '%3A')}::"
+        f"{_command_escape(message)}",
+        flush=True,
+    )
 
 
 def gh_warning(message: str) -> None:
@@ -189,7 +215,7 @@ def split_reference(field: str, value: str) -> tuple[str, str | None, str | None
     last_slash = value.rfind("/")
     colon = value.rfind(":")
     if colon > last_slash:
-        value, tag = value[:colon], value[colon + 1:]
+        value, tag = value[:colon], value[colon + 1 :]
     return value, tag, digest
 
 
@@ -204,11 +230,15 @@ def validate_tag(field: str, tag: str) -> str:
 
 def validate_digest(field: str, digest: str) -> str:
     if not DIGEST_RE.fullmatch(digest):
-        raise InputError(f"{field} has an invalid digest {shown(digest)}: expected sha256: and 64 lower-case hex digits")
+        raise InputError(
+            f"{field} has an invalid digest {shown(digest)}: expected sha256: and 64 lower-case hex digits"
+        )
     return digest
 
 
-def parse_credential(env_name: str, secret_name: str, value: str | None, *, required: bool) -> tuple[str, str] | None:
+def parse_credential(
+    env_name: str, secret_name: str, value: str | None, *, required: bool
+) -> tuple[str, str] | None:
     if value is not None:
         # Secrets pasted into GitHub's form often keep a trailing newline.
         value = value.strip("\r\n")
@@ -280,7 +310,9 @@ class Settings:
 
     def _parse(self, env: dict[str, str]) -> None:
         if self.request_id and not REQUEST_ID_RE.fullmatch(self.request_id):
-            raise InputError(f"request_id {shown(self.request_id)} may hold only letters, digits, '.', '_' and '-'")
+            raise InputError(
+                f"request_id {shown(self.request_id)} may hold only letters, digits, '.', '_' and '-'"
+            )
 
         self.source_host = normalize_host("source", env.get("IMAGESYNC_SOURCE") or DOCKER_HUB)
         destination = env.get("IMAGESYNC_DESTINATION", "")
@@ -308,7 +340,8 @@ class Settings:
             if digest is not None:
                 self.source_ref = validate_digest("source_repo", digest)
             else:
-                self.source_ref = validate_tag("source_repo", tag or "latest")
+                # No tag means "latest", as for docker pull; "nginx:" (empty tag) is refused.
+                self.source_ref = validate_tag("source_repo", "latest" if tag is None else tag)
             raw_destination = env.get("IMAGESYNC_DESTINATION_REPO", "")
             if not raw_destination:
                 raise InputError("destination_repo (namespace/repository:tag) is required")
@@ -323,7 +356,9 @@ class Settings:
             self.destination_tag = validate_tag("destination_repo", dtag)
         else:
             if tag is not None or digest is not None:
-                raise InputError("source_repo of a sync is a repository without tag or digest (all tags are synced)")
+                raise InputError(
+                    "source_repo of a sync is a repository without tag or digest (all tags are synced)"
+                )
             scope = env.get("IMAGESYNC_DESTINATION_SCOPE", "")
             if not scope:
                 raise InputError("destination_scope (the namespace to sync into) is required")
@@ -331,7 +366,9 @@ class Settings:
             if not PATH_RE.fullmatch(scope):
                 raise InputError(f"destination_scope {shown(scope)} is not a valid namespace")
             name = self.source_repo.rsplit("/", 1)[-1]
-            self.destination_repo = validate_path("destination_scope", f"{scope}/{name}", self.destination_host)
+            self.destination_repo = validate_path(
+                "destination_scope", f"{scope}/{name}", self.destination_host
+            )
             self.include = compile_filter("include_tags", env.get("IMAGESYNC_INCLUDE_TAGS", ""))
             self.exclude = compile_filter("exclude_tags", env.get("IMAGESYNC_EXCLUDE_TAGS", ""))
 
@@ -339,11 +376,13 @@ class Settings:
         if not SECRET_NAME_RE.fullmatch(secret_name) or secret_name.upper().startswith("GITHUB_"):
             raise InputError(f"credential {shown(secret_name)} is not a usable GitHub secret name")
         self.destination_credential = parse_credential(
-            "DESTINATION_CREDENTIAL", secret_name, env.get("DESTINATION_CREDENTIAL"), required=True)
+            "DESTINATION_CREDENTIAL", secret_name, env.get("DESTINATION_CREDENTIAL"), required=True
+        )
         if self.source_host == DOCKER_HUB:
             # Team credentials go to Docker Hub only; a user-chosen source host never gets them.
             self.source_credential = parse_credential(
-                "SOURCE_CREDENTIAL", "SOURCE_CREDENTIAL", env.get("SOURCE_CREDENTIAL"), required=False)
+                "SOURCE_CREDENTIAL", "SOURCE_CREDENTIAL", env.get("SOURCE_CREDENTIAL"), required=False
+            )
         # The destination login is never used for reading, even when source and destination are
         # the same host: it would let a run copy images its dispatcher could not read.
 
@@ -378,8 +417,10 @@ _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)=(?:"([^"]*)"|([^,\s]*))')
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
-              for m in _CHALLENGE_PARAM.finditer(rest)}
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
     return scheme.lower(), params
 
 
@@ -420,7 +461,8 @@ class RegistryClient:
                 time.sleep(2 ** (attempt - 1))
             if parsed.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parsed.hostname, parsed.port, timeout=HTTP_TIMEOUT, context=self._ssl)
+                    parsed.hostname, parsed.port, timeout=HTTP_TIMEOUT, context=self._ssl
+                )
             else:
                 conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=HTTP_TIMEOUT)
             target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
@@ -465,7 +507,9 @@ class RegistryClient:
         parsed = urllib.parse.urlsplit(realm)
         realm_host = (parsed.netloc or "").lower()
         if parsed.scheme != "https" and not (parsed.scheme == "http" and realm_host in self.insecure):
-            raise RegistryError(f"{self.role} registry {self.host} sent a token realm that is not https: {shown(realm)}")
+            raise RegistryError(
+                f"{self.role} registry {self.host} sent a token realm that is not https: {shown(realm)}"
+            )
         query = {}
         if params.get("service"):
             query["service"] = params["service"]
@@ -477,7 +521,14 @@ class RegistryClient:
             headers["Authorization"] = self._basic_value()
         status, _, body = self._send("GET", url, headers)
         if status in (401, 403):
-            raise AuthenticationError(f"{self.role} registry {self.host} refused the credentials (HTTP {status} from its token service)")
+            if self.credential is None:
+                raise AuthenticationError(
+                    f"{self.role} registry {self.host} requires a login and none was configured"
+                )
+            raise AuthenticationError(
+                f"{self.role} registry {self.host} refused the credentials "
+                f"(HTTP {status} from its token service)"
+            )
         if status != 200:
             raise RegistryError(f"token service of {self.host} answered HTTP {status}")
         try:
@@ -489,32 +540,41 @@ class RegistryClient:
             raise RegistryError(f"token service of {self.host} sent no token")
         return token
 
-    def request(self, method: str, path: str, *, scope: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, method: str, path: str, *, scope: str, accept: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         url = f"{self.scheme}://{self.api_host}{path}"
         base_headers = {"Accept": accept} if accept else {}
         status, headers, body = self._send(method, url, {**base_headers, **self._auth_headers(scope)})
         if status != 401:
             return status, headers, body
-        had_token = scope in self.tokens
         self.tokens.pop(scope, None)  # An expired token gets one fresh try.
         scheme, params = parse_challenge(headers.get("www-authenticate", ""))
         if scheme == "bearer":
             self.tokens[scope] = self._fetch_token(params, scope)
         elif scheme == "basic":
             if self.credential is None:
-                raise AuthenticationError(f"{self.role} registry {self.host} requires a login and none was configured")
+                raise AuthenticationError(
+                    f"{self.role} registry {self.host} requires a login and none was configured"
+                )
             if self.use_basic:
-                raise AuthenticationError(f"{self.role} registry {self.host} refused the credentials (unauthorized)")
+                raise AuthenticationError(
+                    f"{self.role} registry {self.host} refused the credentials (unauthorized)"
+                )
             self.use_basic = True
         else:
             raise RegistryError(f"{self.role} registry {self.host} answered 401 without a usable challenge")
         status, headers, body = self._send(method, url, {**base_headers, **self._auth_headers(scope)})
         if status == 401:
             if scheme == "basic":
-                raise AuthenticationError(f"{self.role} registry {self.host} refused the credentials (unauthorized)")
-            if had_token:
-                raise AccessDenied(f"{self.role} registry {self.host} keeps refusing access")
-            raise AccessDenied(f"{self.role} registry {self.host} denied access to {path}")
+                raise AuthenticationError(
+                    f"{self.role} registry {self.host} refused the credentials (unauthorized)"
+                )
+            # Docker Hub and ACR answer this way for a repository that is private or does not exist.
+            raise AccessDenied(
+                f"{self.role} registry {self.host} denied access to {path} "
+                f"(the repository does not exist or is private)"
+            )
         return status, headers, body
 
     def check_login(self) -> None:
@@ -535,14 +595,18 @@ class RegistryClient:
         if status == 403:
             raise AccessDenied(f"{self.role} registry {self.host} denied access to {repo}")
         if status != 200:
-            raise RegistryError(f"{self.role} registry {self.host} answered HTTP {status} for {repo}:{reference}")
+            raise RegistryError(
+                f"{self.role} registry {self.host} answered HTTP {status} for {repo}:{reference}"
+            )
         digest = headers.get("docker-content-digest", "")
         if DIGEST_RE.fullmatch(digest):
             return digest
         # Only registries that leave out the header get here: compute it from the bytes.
         status, headers, body = self.request("GET", path, scope=scope, accept=MANIFEST_ACCEPT)
         if status != 200:
-            raise RegistryError(f"{self.role} registry {self.host} answered HTTP {status} for {repo}:{reference}")
+            raise RegistryError(
+                f"{self.role} registry {self.host} answered HTTP {status} for {repo}:{reference}"
+            )
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -571,8 +635,16 @@ def looks_rate_limited(reason: str) -> bool:
 
 def looks_unauthorized(reason: str) -> bool:
     lowered = reason.lower()
-    return any(word in lowered for word in ("unauthorized", "authentication required", "incorrect username",
-                                            "invalid username", "denied"))
+    return any(
+        word in lowered
+        for word in (
+            "unauthorized",
+            "authentication required",
+            "incorrect username",
+            "invalid username",
+            "denied",
+        )
+    )
 
 
 class Skopeo:
@@ -580,12 +652,16 @@ class Skopeo:
         self.settings = settings
         self.binary = settings.skopeo
         self.workdir = workdir
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("DESTINATION_CREDENTIAL", "SOURCE_CREDENTIAL")}
+        self.env = {
+            k: v for k, v in os.environ.items() if k not in ("DESTINATION_CREDENTIAL", "SOURCE_CREDENTIAL")
+        }
         # Passwords go into auth files, never onto a command line where `ps` would show them.
-        self.source_authfile = self._authfile("source-auth.json", settings.source_host, settings.source_credential)
+        self.source_authfile = self._authfile(
+            "source-auth.json", settings.source_host, settings.source_credential
+        )
         self.destination_authfile = self._authfile(
-            "destination-auth.json", settings.destination_host, settings.destination_credential)
+            "destination-auth.json", settings.destination_host, settings.destination_credential
+        )
 
     def _authfile(self, name: str, host: str | None, credential: tuple[str, str] | None) -> str | None:
         if credential is None or host is None:
@@ -598,8 +674,16 @@ class Skopeo:
         return path
 
     def _run(self, args: list[str], timeout: int) -> subprocess.CompletedProcess:
-        return subprocess.run([self.binary, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True, errors="replace", timeout=timeout, env=self.env)
+        return subprocess.run(
+            [self.binary, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=self.env,
+        )
 
     def version(self) -> str:
         try:
@@ -617,8 +701,15 @@ class Skopeo:
     def list_tags(self) -> list[str]:
         s = self.settings
         auth = ["--authfile", self.source_authfile] if self.source_authfile else ["--no-creds"]
-        args = ["list-tags", "--retry-times", "3", *auth, *self._tls("--tls-verify", s.source_host),
-                "--", f"docker://{s.source_name}"]
+        args = [
+            "list-tags",
+            "--retry-times",
+            "3",
+            *auth,
+            *self._tls("--tls-verify", s.source_host),
+            "--",
+            f"docker://{s.source_name}",
+        ]
         try:
             done = self._run(args, 600)
         except subprocess.TimeoutExpired:
@@ -628,7 +719,9 @@ class Skopeo:
         try:
             tags = json.loads(done.stdout).get("Tags") or []
         except (ValueError, AttributeError):
-            raise RegistryError(f"skopeo list-tags printed something unexpected for {s.source_name}") from None
+            raise RegistryError(
+                f"skopeo list-tags printed something unexpected for {s.source_name}"
+            ) from None
         return [t for t in tags if isinstance(t, str)]
 
     def copy(self, source_ref: str, destination_tag: str) -> tuple[bool, str]:
@@ -640,15 +733,27 @@ class Skopeo:
         separator = "@" if source_ref.startswith("sha256:") else ":"
         src_auth = ["--src-authfile", self.source_authfile] if self.source_authfile else ["--src-no-creds"]
         args = [
-            "copy", "--all", "--preserve-digests", "--retry-times", "3",
-            *src_auth, *self._tls("--src-tls-verify", s.source_host),
-            "--dest-authfile", str(self.destination_authfile), *self._tls("--dest-tls-verify", s.destination_host),
-            "--digestfile", digestfile,
-            "--", f"docker://{s.source_name}{separator}{source_ref}",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--retry-times",
+            "3",
+            *src_auth,
+            *self._tls("--src-tls-verify", s.source_host),
+            "--dest-authfile",
+            str(self.destination_authfile),
+            *self._tls("--dest-tls-verify", s.destination_host),
+            "--digestfile",
+            digestfile,
+            "--",
+            f"docker://{s.source_name}{separator}{source_ref}",
             f"docker://{s.destination_name}:{destination_tag}",
         ]
-        print(f"::group::skopeo copy {s.source_name}{separator}{source_ref} -> {s.destination_name}:{destination_tag}",
-              flush=True)
+        print(
+            f"::group::skopeo copy {s.source_name}{separator}{source_ref} "
+            f"-> {s.destination_name}:{destination_tag}",
+            flush=True,
+        )
         # Registry error texts end up in skopeo's output; they must not act as workflow commands.
         stop_token = secrets.token_hex(16)
         print(f"::stop-commands::{stop_token}", flush=True)
@@ -761,12 +866,20 @@ class Run:
         try:
             skopeo = Skopeo(s, workdir)
             self.skopeo_version = skopeo.version()
-            print(f"imagesync {self.kind}: {s.source_name} -> {s.destination_name} (skopeo {self.skopeo_version})",
-                  flush=True)
-            self.source_client = RegistryClient(s.source_host, credential=s.source_credential,
-                                                insecure=s.insecure, role="source")
-            destination = RegistryClient(s.destination_host, credential=s.destination_credential,
-                                         insecure=s.insecure, role="destination")
+            print(
+                f"imagesync {self.kind}: {s.source_name} -> {s.destination_name} "
+                f"(skopeo {self.skopeo_version})",
+                flush=True,
+            )
+            self.source_client = RegistryClient(
+                s.source_host, credential=s.source_credential, insecure=s.insecure, role="source"
+            )
+            destination = RegistryClient(
+                s.destination_host,
+                credential=s.destination_credential,
+                insecure=s.insecure,
+                role="destination",
+            )
             try:
                 destination.check_login()
             except AuthenticationError as exc:
@@ -782,7 +895,9 @@ class Run:
             self._transfer(tags, skopeo, destination)
         except (RegistryError, OSError) as exc:
             self.error = str(exc)
-            gh_error(self.error, "Authentication failed" if isinstance(exc, AuthenticationError) else "imagesync")
+            gh_error(
+                self.error, "Authentication failed" if isinstance(exc, AuthenticationError) else "imagesync"
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -808,39 +923,42 @@ class Run:
             gh_warning("no tag of the source repository matched the filters: nothing to do")
         return selected
 
-    def _stop(self, reason: str, remaining: list[tuple[str, str]]) -> None:
-        self.stopped = reason
-        self.not_attempted = [dst for _, dst in remaining]
-        listed = ", ".join(self.not_attempted[:50]) + (" ..." if len(self.not_attempted) > 50 else "")
-        gh_error(f"{reason}. Not attempted ({len(self.not_attempted)}): {listed}", "Stopped early")
+    def _stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+            print(f"stopping copies: {reason}", flush=True)
 
     def _pulls_exhausted(self) -> bool:
         client = self.source_client
         assert client is not None and self.settings is not None
-        return client.ratelimit_remaining is not None and client.ratelimit_remaining < self.settings.min_pulls_left
+        return (
+            client.ratelimit_remaining is not None
+            and client.ratelimit_remaining < self.settings.min_pulls_left
+        )
 
     def _limit_message(self) -> str:
         client = self.source_client
         assert client is not None
         left = client.ratelimit_remaining
         of = f" of {client.ratelimit_limit}" if client.ratelimit_limit is not None else ""
-        return (f"the source registry's pull limit is nearly used up ({left}{of} pulls left); "
-                f"stopped instead of failing the remaining tags: run again later or add a "
-                f"SOURCE_CREDENTIAL for Docker Hub")
+        return (
+            f"the source registry's pull limit is used up ({left}{of} pulls left); stopped "
+            f"instead of failing the remaining tags: run again later, or add a SOURCE_CREDENTIAL "
+            f"for Docker Hub"
+        )
 
     def _transfer(self, tags: list[tuple[str, str]], skopeo: Skopeo, destination: RegistryClient) -> None:
         s = self.settings
         source = self.source_client
         assert s is not None and source is not None
         for index, (source_ref, dest_tag) in enumerate(tags):
-            if self._pulls_exhausted():
-                self._stop(self._limit_message(), tags[index:])
-                return
             try:
                 source_digest = source.manifest_digest(s.source_repo, source_ref)
             except RateLimited as exc:
-                self._stop(f"{exc}: the source registry's pull limit is used up", tags[index:])
-                return
+                # Even HEADs are refused: nothing more can be learned or done.
+                self._stop(f"{exc}: the source registry's pull limit is used up")
+                self.not_attempted += [dst for _, dst in tags[index:]]
+                break
             except (AccessDenied, AuthenticationError) as exc:
                 self._fail(dest_tag, f"source image {s.source_name}:{source_ref} cannot be read ({exc})")
                 continue
@@ -855,9 +973,10 @@ class Run:
                 dest_digest = destination.manifest_digest(s.destination_repo, dest_tag)
             except AuthenticationError as exc:
                 # Every later tag would fail the same way: name them instead of trying them.
-                self.not_attempted = [dst for _, dst in tags[index:]]
+                self.not_attempted += [dst for _, dst in tags[index:]]
                 raise AuthenticationError(
-                    f"destination registry refused the credentials (unauthorized): {exc}") from None
+                    f"destination registry refused the credentials (unauthorized): {exc}"
+                ) from None
             except AccessDenied:
                 dest_digest = None  # A repository that does not exist yet may look like this.
             except RegistryError as exc:
@@ -867,25 +986,37 @@ class Run:
                 print(f"{dest_tag}: already up to date ({source_digest})", flush=True)
                 self.skipped.append({"tag": dest_tag, "digest": source_digest})
                 continue
-            if self._pulls_exhausted():
-                self._stop(self._limit_message(), tags[index:])
-                return
+            # HEADs cost no pulls, so once the limit is reached the loop goes on checking: the
+            # tags already up to date are reported as such, and only real copies are left undone.
+            if self.stopped is None and self._pulls_exhausted():
+                self._stop(self._limit_message())
+            if self.stopped is not None:
+                self.not_attempted.append(dest_tag)
+                continue
             ok, detail = skopeo.copy(source_ref, dest_tag)
             if ok:
                 digest = detail or source_digest
                 if digest != source_digest:
-                    gh_warning(f"{dest_tag}: destination digest {digest} differs from the source's {source_digest}")
+                    gh_warning(
+                        f"{dest_tag}: destination digest {digest} differs from the source's {source_digest}"
+                    )
                 print(f"{dest_tag}: copied ({digest})", flush=True)
                 self.copied.append({"tag": dest_tag, "digest": digest})
                 continue
-            if looks_rate_limited(detail):
-                self._fail(dest_tag, detail)
-                self._stop("the source registry answered 429 Too Many Requests (pull limit)", tags[index + 1:])
-                return
             if looks_unauthorized(detail) and s.destination_host in detail:
-                detail = (f"destination registry refused the credentials or the push (unauthorized): "
-                          f"check the ACR fixed password and that the namespace exists. skopeo: {detail}")
+                detail = (
+                    f"destination registry refused the credentials or the push (unauthorized): "
+                    f"check the ACR fixed password and that the namespace exists. skopeo: {detail}"
+                )
             self._fail(dest_tag, detail)
+            if looks_rate_limited(detail):
+                self._stop("the source registry answered 429 Too Many Requests: its pull limit is used up")
+        if self.stopped is not None:
+            listed = ", ".join(self.not_attempted[:50]) + (" ..." if len(self.not_attempted) > 50 else "")
+            gh_error(
+                f"{self.stopped}. Not attempted ({len(self.not_attempted)}): {listed or 'none'}",
+                "Stopped early",
+            )
 
     def _fail(self, tag: str, reason: str) -> None:
         reason = reason[:MAX_REASON_LENGTH]
@@ -914,8 +1045,10 @@ def _md(text: object) -> str:
 def markdown_summary(result: dict) -> str:
     lines = [f"### imagesync {result['kind']}: {result['status']}", ""]
     if result.get("source"):
-        lines.append(f"- From: {_md(result['source'])}" +
-                     (f" ({_md(result['source_reference'])})" if result.get("source_reference") else ""))
+        lines.append(
+            f"- From: {_md(result['source'])}"
+            + (f" ({_md(result['source_reference'])})" if result.get("source_reference") else "")
+        )
         lines.append(f"- To: {_md(result['destination'])}")
     if result.get("request_id"):
         lines.append(f"- Request: {_md(result['request_id'])}")
@@ -926,10 +1059,12 @@ def markdown_summary(result: dict) -> str:
         lines += [f"**Error:** {_md(result['error'])}", ""]
     if result.get("stopped"):
         lines += [f"**Stopped early:** {_md(result['stopped'])}", ""]
-    rows = ([(e["tag"], "copied", e["digest"]) for e in result["copied"]]
-            + [(e["tag"], "already up to date", e["digest"]) for e in result["skipped"]]
-            + [(e["tag"], "failed", e["reason"]) for e in result["failed"]]
-            + [(t, "not attempted", "") for t in result["not_attempted"]])
+    rows = (
+        [(e["tag"], "copied", e["digest"]) for e in result["copied"]]
+        + [(e["tag"], "already up to date", e["digest"]) for e in result["skipped"]]
+        + [(e["tag"], "failed", e["reason"]) for e in result["failed"]]
+        + [(t, "not attempted", "") for t in result["not_attempted"]]
+    )
     if rows:
         lines += ["| Tag | Result | Digest or reason |", "| --- | --- | --- |"]
         lines += [f"| {_md(tag)} | {outcome} | {_md(detail)} |" for tag, outcome, detail in rows]
@@ -944,8 +1079,10 @@ def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1] not in ("copy", "sync"):
-        print("usage: imagesync_transfer.py copy|sync   (inputs come from IMAGESYNC_* variables)",
-              file=sys.stderr)
+        print(
+            "usage: imagesync_transfer.py copy|sync   (inputs come from IMAGESYNC_* variables)",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     signal.signal(signal.SIGTERM, _terminate)
     run = Run(argv[1])
@@ -953,6 +1090,10 @@ def main(argv: list[str]) -> int:
         run.execute(dict(os.environ))
     except KeyboardInterrupt:
         run.error = "cancelled"
+    except Exception as exc:  # noqa: BLE001 - the result line must come out even after a bug
+        traceback.print_exc()
+        run.error = f"internal error: {type(exc).__name__}: {exc}"
+        gh_error(run.error)
     run.report()
     return run.exit_code
 
