@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "corsheaders",
     "django_ratelimit",
     "allauth",
@@ -75,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Turns django-ratelimit's block (a 403) into RATELIMIT_VIEW's 429 page.
+    "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
 ROOT_URLCONF = "imagesync_site.urls"
@@ -194,6 +198,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # How often active jobs are checked against GitHub when no webhook brought the news.
 IMAGESYNC_POLL_INTERVAL = env.int("IMAGESYNC_POLL_INTERVAL", 15, minimum=1)
+# A dispatch whose answer was lost is looked up only after this many seconds, when the request
+# has certainly ended (longer than the GitHub client's 5 s connect + 30 s read timeout); runs
+# are then searched for IMAGESYNC_RUN_LIST_LAG seconds more before the job is dispatched again.
+IMAGESYNC_DISPATCH_GRACE = env.int("IMAGESYNC_DISPATCH_GRACE", 60, minimum=1)
+IMAGESYNC_RUN_LIST_LAG = env.int("IMAGESYNC_RUN_LIST_LAG", 60, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "poll-active-runs": {
         "task": "jobs.tasks.poll_active_runs",
@@ -221,13 +230,54 @@ IMAGESYNC_OPEN_SIGNUP = env.bool("OPEN_SIGNUP", False)
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "account_login"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Brute force: at most 5 failed sign-ins per 15 minutes per account and per address (the admin
+# signs in here too), then a 429 page (accounts.views). Counted in the default cache: Redis
+# when REDIS_URL is set, so every web process sees the same count.
+# https://docs.allauth.org/en/latest/account/rate_limits.html
+ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+
+# django-ratelimit (job submission, jobs.views.common): https://django-ratelimit.readthedocs.io/
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_VIEW = "imagesync_site.views.ratelimited"
+# When the cache cannot count, submissions are refused rather than let through unlimited.
+# (Django's RedisCache raises on a dead server anyway, and then the broker is down as well.)
+RATELIMIT_FAIL_OPEN = False
 
 # DRF: https://www.django-rest-framework.org/api-guide/settings/
+# Token first: its authenticate_header makes DRF answer 401 (not 403) without credentials.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.tokens.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
+    # Counted in the default cache: Redis when REDIS_URL is set, so all web processes share them.
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttles.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": "60/minute", "job_create": "10/minute"},
+    # Only anonymous requests are throttled by address. None would trust every X-Forwarded-For
+    # entry a client sends; 0 uses the connection's address; behind N proxies that append to
+    # X-Forwarded-For, set NUM_PROXIES=N.
+    "NUM_PROXIES": env.int("NUM_PROXIES", 0, minimum=0),
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imagesync API",
+    "DESCRIPTION": "Copy container images into your registry namespaces. Authenticate with "
+    "`Authorization: Bearer <token>` (API tokens page, or `manage.py create_token`).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"JobStatus": "jobs.models.SyncJob.Status", "JobKind": "jobs.models.SyncJob.Kind"},
+    # Swagger UI's files come from drf-spectacular-sidecar, served by this site: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # CORS: only the origins listed may call the API from a browser.

@@ -27,11 +27,18 @@ from jobs.references import ImageRef, InvalidReference, parse_reference
 log = logging.getLogger(__name__)
 Status = SyncJob.Status
 
-# Longer than one dispatch request can take (connect + read timeout of the client), so a
-# dispatch older than this has certainly ended, answered or not.
-DISPATCH_GRACE = timedelta(seconds=60)
-# After the grace, how long runs are searched for before concluding no run was created.
-RUN_LIST_LAG = timedelta(seconds=60)
+
+
+def dispatch_grace() -> timedelta:
+    """Longer than one dispatch request can take (the client's connect + read timeout), so a
+    dispatch older than this has certainly ended, answered or not."""
+    return timedelta(seconds=settings.IMAGESYNC_DISPATCH_GRACE)
+
+
+def run_list_lag() -> timedelta:
+    """After the grace, how long runs are searched for before concluding none was created."""
+    return timedelta(seconds=settings.IMAGESYNC_RUN_LIST_LAG)
+
 MAX_DISPATCH_ATTEMPTS = 8
 MAX_TAG_FILTER_LENGTH = 200
 
@@ -383,7 +390,7 @@ def _dispatch_failed(job: SyncJob, exc: github.GitHubError) -> str:
         # A run may exist: never send again before looking for it (after the grace period,
         # when any request still in flight has certainly ended).
         log.warning("dispatch of job %s: outcome unknown (%s); will look for its run", job.pk, exc.message)
-        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=DISPATCH_GRACE.total_seconds())
+        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=dispatch_grace().total_seconds())
         return "unknown"
     if exc.retryable and job.dispatch_attempts < MAX_DISPATCH_ATTEMPTS:
         wait = max(_backoff(job.dispatch_attempts), timedelta(seconds=exc.retry_after or 0))
@@ -413,9 +420,9 @@ def job_resolve_dispatch(*, job_id: int) -> str:
         return "nothing to resolve"
     now = timezone.now()
     started = job.dispatch_started_at or job.updated_at
-    if now - started < DISPATCH_GRACE:
+    if now - started < dispatch_grace():
         # Another worker may still be waiting for GitHub's answer: come back when it cannot be.
-        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=(started + DISPATCH_GRACE - now).total_seconds() + 1)
+        _enqueue_on_commit("resolve_dispatch", job.pk, countdown=(started + dispatch_grace() - now).total_seconds() + 1)
         return "too early"
     try:
         client = github_client()
@@ -430,7 +437,7 @@ def job_resolve_dispatch(*, job_id: int) -> str:
     if run is not None:
         job_apply_run(job=job, run=run, actor="worker")
         return "found"
-    if now - started < DISPATCH_GRACE + RUN_LIST_LAG:
+    if now - started < dispatch_grace() + run_list_lag():
         _enqueue_on_commit("resolve_dispatch", job.pk, countdown=20)
         return "look again"
     job_transition(
@@ -664,7 +671,7 @@ def stale_jobs(now: datetime) -> dict[str, list[int]]:
             .values_list("pk", flat=True)[:50]
         ),
         "resolve": list(
-            SyncJob.objects.filter(status=S.DISPATCHING, dispatch_started_at__lt=now - DISPATCH_GRACE)
+            SyncJob.objects.filter(status=S.DISPATCHING, dispatch_started_at__lt=now - dispatch_grace())
             .values_list("pk", flat=True)[:50]
         ),
     }
@@ -690,3 +697,57 @@ def job_delete(*, job: SyncJob) -> None:
     deleted, _ = SyncJob.objects.filter(pk=job.pk, status__in=SyncJob.FINISHED_STATUSES).delete()
     if not deleted:
         raise JobActionRefused("only a finished job can be deleted; cancel it first")
+
+
+# -- name clashes ---------------------------------------------------------------------------
+
+_OCCUPYING = (Status.FAILED, Status.CANCELLED, Status.ERROR)
+
+
+def destination_clash(namespace: TargetNamespace, source: str, destination: str) -> str | None:
+    """A prefixed destination to offer when a copy would mix two images in one repository.
+
+    ``bitnami/redis`` and ``library/redis`` both land on ``<namespace>/redis`` by default: the
+    second copy would put tags of a different image beside the first one's. When the destination
+    repository of ``source`` (copied to ``destination``, given as on the form or empty) is
+    already held in the namespace by a job whose source repository differs, this returns a
+    free alternative as ``<namespace>/<prefixed-name>:<tag>`` (``team/bitnami-redis:7``);
+    otherwise None. Input that ``job_create`` would refuse is no clash: it reports that itself.
+    """
+    try:
+        src = parse_reference(source)
+        dest = parse_reference(_destination_for(namespace, SyncJob.Kind.COPY, src, destination))
+    except (InvalidReference, ValidationError):
+        return None
+    if not _held_by_another_source(namespace, dest.name, src.name):
+        return None
+    prefix = f"{namespace.registry}/{namespace.namespace}/"
+    path_parts = src.path.split("/")
+    host_label = re.sub(r"[^a-z0-9]+", "-", src.domain.split(".")[0]).strip("-") or "registry"
+    candidates = ["-".join(path_parts), "-".join([host_label, *path_parts])]
+    candidates += [f"{candidates[1]}-{n}" for n in range(2, 10)]
+    for name in candidates:
+        name = name[-128:].strip("-._")
+        if not _held_by_another_source(namespace, prefix + name, src.name):
+            return f"{namespace.namespace}/{name}:{dest.tag}"
+    return None
+
+
+def _held_by_another_source(namespace: TargetNamespace, repository: str, source_name: str) -> bool:
+    """Whether a succeeded or active job put another source repository into ``repository``."""
+    sources = (
+        SyncJob.objects.filter(namespace=namespace, destination_repository=repository)
+        .exclude(status__in=_OCCUPYING)
+        .order_by()
+        .values_list("source", flat=True)
+        .distinct()[:100]
+    )
+    for text in sources:
+        # A copy stores a full reference, a sync only the repository name.
+        held = text if "@" in text or _names_a_tag(text) else f"{text}:latest"
+        try:
+            if parse_reference(held).name != source_name:
+                return True
+        except InvalidReference:
+            continue
+    return False
