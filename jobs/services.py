@@ -591,6 +591,9 @@ def parse_run_log(text: str) -> tuple[dict[str, Any], list[str], list[str]]:
                     result = value
             except ValueError:
                 pass
+        elif line.startswith("##[error]"):
+            # How GitHub shows an ::error:: command in a job log (already unescaped).
+            errors.append(line.removeprefix("##[error]"))
         elif line.startswith("::error"):
             errors.append(line.split("::", 2)[-1].replace("%0A", "\n").replace("%25", "%"))
     return result, errors, lines[-EXCERPT_LINES:]

@@ -154,10 +154,11 @@ def test_parse_run_log_finds_the_result_and_errors():
             "2026-11-27T10:00:01.123Z Run python3 .github/scripts/imagesync_transfer.py sync",
             '2026-11-27T10:00:02.000Z IMAGESYNC-RESULT {"kind": "sync", "copied": [{"tag": "1"}], "failed": []}',
             "2026-11-27T10:00:03.000Z ::error title=imagesync::destination refused the credentials%0Acheck it",
+            "2026-11-27T10:00:04.000Z ##[error]Process completed with exit code 1.",
             "plain line",
         ]
     )
     result, errors, tail = parse_run_log(text)
     assert result == {"kind": "sync", "copied": [{"tag": "1"}], "failed": []}
-    assert errors == ["destination refused the credentials\ncheck it"]
+    assert errors == ["destination refused the credentials\ncheck it", "Process completed with exit code 1."]
     assert tail[-1] == "plain line"
