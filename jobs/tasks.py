@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
@@ -11,7 +12,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from jobs import github, services
-from jobs.models import SyncJob
+from jobs.models import SyncJob, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,13 @@ def poll_active_runs() -> int:
     if not cache.add("imagesync:poll-lock", True, timeout=settings.IMAGESYNC_POLL_INTERVAL * 4):
         return 0
     try:
+        # Jobs that had news (a webhook, the dispatch) within the last interval need no poll:
+        # while webhooks arrive the poller stays quiet, and it takes over when they stop.
+        quiet_since = timezone.now() - timedelta(seconds=settings.IMAGESYNC_POLL_INTERVAL)
         active = list(
-            SyncJob.objects.filter(status__in=[SyncJob.Status.QUEUED, SyncJob.Status.RUNNING]).order_by("created_at")[:500]
+            SyncJob.objects.filter(
+                status__in=[SyncJob.Status.QUEUED, SyncJob.Status.RUNNING], updated_at__lt=quiet_since
+            ).order_by("created_at")[:500]
         )
         changed = 0
         for workflow in ("copy.yml", "sync.yml"):
@@ -95,4 +101,9 @@ def sweep_stuck_jobs() -> dict[str, int]:
         dispatch_job.delay(job_id)
     for job_id in stale["resolve"]:
         resolve_dispatch.delay(job_id)
-    return {name: len(ids) for name, ids in stale.items()}
+    counts = {name: len(ids) for name, ids in stale.items()}
+    # GitHub redelivers by hand only, within days: a week of GUIDs is plenty to deduplicate.
+    counts["deliveries_pruned"], _ = WebhookDelivery.objects.filter(
+        received_at__lt=timezone.now() - timedelta(days=7)
+    ).delete()
+    return counts
