@@ -664,10 +664,51 @@ def job_cancel_run(*, job_id: int) -> str:
     return "cancel accepted" if accepted else "run already finishing"
 
 
+# A queued or running job without news for this long is checked run by run: its run may have
+# been deleted, or lie outside what the poller lists.
+STALE_RUN_AFTER = timedelta(minutes=30)
+
+
+def job_check_run(*, job_id: int) -> str:
+    """Look at one quiet queued/running job's run directly and settle what it finds."""
+    job = SyncJob.objects.select_related("namespace").filter(pk=job_id).first()
+    if job is None or job.status not in (Status.QUEUED, Status.RUNNING):
+        return "nothing to check"
+    client = github_client()
+    if job.github_run_id is None:
+        run = _find_run(client, job)
+        if run is not None:
+            job_apply_run(job=job, run=run, actor="sweeper")
+            return "found"
+        job_transition(
+            job=job, to=Status.FAILED, actor="sweeper", reason="no run found",
+            error_message="GitHub accepted the dispatch, but no run carrying this job's request id appeared "
+            "(check the workflow's run-name and the Actions tab)",
+        )
+        return "no run"
+    try:
+        detail = client.get_run(job.github_run_id)
+    except github.GitHubError as exc:
+        if exc.kind != "not_found":
+            raise
+        job_transition(
+            job=job, to=Status.FAILED, actor="sweeper", reason="run gone",
+            error_message=f"the GitHub run {job.github_run_id} no longer exists (deleted on GitHub?)",
+        )
+        return "run gone"
+    if detail.run is not None and not job_apply_run(job=job, run=detail.run, actor="sweeper"):
+        _update_if_status(job)  # still running: quiet again for another while
+    return "checked"
+
+
 def stale_jobs(now: datetime) -> dict[str, list[int]]:
     """Jobs the sweeper must look at, by what to do with them (bounded batches)."""
     S = Status
     return {
+        "check": list(
+            SyncJob.objects.filter(status__in=[S.QUEUED, S.RUNNING], updated_at__lt=now - STALE_RUN_AFTER)
+            .values_list("pk", flat=True)[:50]
+        ),
         "dispatch": list(
             SyncJob.objects.filter(status=S.PENDING, created_at__lt=now - timedelta(seconds=30))
             .exclude(dispatch_after__gt=now)

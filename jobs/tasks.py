@@ -54,6 +54,14 @@ def cancel_run(job_id: int) -> str:
     return services.job_cancel_run(job_id=job_id)
 
 
+@shared_task(acks_late=True, **_RETRY)
+def check_run(job_id: int) -> str:
+    try:
+        return services.job_check_run(job_id=job_id)
+    except services.GitHubNotConfigured:
+        return "not configured"
+
+
 @shared_task
 def poll_active_runs() -> int:
     """The safety net under webhooks: one list call per workflow covers every active job."""
@@ -101,6 +109,8 @@ def sweep_stuck_jobs() -> dict[str, int]:
         dispatch_job.delay(job_id)
     for job_id in stale["resolve"]:
         resolve_dispatch.delay(job_id)
+    for job_id in stale["check"]:
+        check_run.delay(job_id)
     counts = {name: len(ids) for name, ids in stale.items()}
     # GitHub redelivers by hand only, within days: a week of GUIDs is plenty to deduplicate.
     counts["deliveries_pruned"], _ = WebhookDelivery.objects.filter(

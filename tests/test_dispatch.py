@@ -1,0 +1,183 @@
+"""Dispatch and tracking against the GitHub emulator over real HTTP, without a worker:
+the services are called directly, as a task would, and the emulator runs nothing (dry)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from emulator import pytest_fixtures
+from jobs import services
+from jobs.models import SyncJob
+from tests.factories import JobFactory, NamespaceFactory
+
+github_emulator = pytest_fixtures.github_emulator
+ROOT = Path(__file__).resolve().parent.parent
+S = SyncJob.Status
+
+
+@pytest.fixture
+def emulator(github_emulator, settings):
+    def make(**options):
+        api_version = options.pop("api_version", "2026-03-10")
+        emu = github_emulator(repo_root=ROOT, **{"dry": "success", **options})
+        settings.GITHUB_API_URL = emu.url
+        settings.GITHUB_TOKEN = emu.token
+        settings.GITHUB_REPOSITORY = emu.repository
+        settings.GITHUB_API_VERSION = api_version
+        return emu
+
+    return make
+
+
+@pytest.fixture
+def job(db):
+    namespace = NamespaceFactory(namespace="team")
+    return JobFactory(namespace=namespace, destination=f"{namespace.registry}/team/nginx:1.27")
+
+
+def dispatch(job) -> str:
+    outcome = services.job_dispatch(job_id=job.pk)
+    job.refresh_from_db()
+    return outcome
+
+
+def runs_of(emu, job):
+    return [r for r in emu.runs if str(job.request_id) in r.display_title]
+
+
+@pytest.mark.django_db
+def test_dispatch_records_the_run_from_the_answer(emulator, job, django_capture_on_commit_callbacks):
+    emu = emulator()
+    with django_capture_on_commit_callbacks():
+        assert dispatch(job) == "queued"
+    (run,) = runs_of(emu, job)
+    assert (job.status, job.github_run_id) == (S.QUEUED, run.id)
+    assert job.github_run_url.endswith(f"/actions/runs/{run.id}")
+    assert emu.request_count("dispatch", "POST") == 1
+    assert dispatch(job) == "already queued"  # a second delivery of the task does nothing
+    assert emu.request_count("dispatch", "POST") == 1
+
+
+@pytest.mark.django_db
+def test_a_server_answering_204_is_matched_by_request_id_not_by_the_newest_run(emulator, job):
+    emu = emulator(force_204=True)
+    other = JobFactory(namespace=job.namespace, destination=job.destination.replace("nginx", "web"))
+    dispatch(job)
+    dispatch(other)
+    assert job.github_run_id == runs_of(emu, job)[0].id
+    assert other.github_run_id == runs_of(emu, other)[0].id
+    assert job.github_run_id != other.github_run_id
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda emu, settings: setattr(settings, "GITHUB_TOKEN", "wrong"), "token is invalid or expired"),
+        (lambda emu, settings: setattr(settings, "GITHUB_REF", "release"), "No ref found for: release"),
+        (lambda emu, settings: setattr(settings, "GITHUB_REPOSITORY", "acme/missing"), "was not found"),
+    ],
+)
+def test_a_refused_dispatch_ends_in_error_with_an_actionable_message(emulator, job, settings, setup, message):
+    emu = emulator()
+    setup(emu, settings)
+    assert dispatch(job) == "error"
+    assert job.status == S.ERROR and message in job.error_message
+    assert job.finished_at is not None and not emu.runs
+
+
+@pytest.mark.django_db
+def test_an_unconfigured_portal_says_so(job, settings):
+    settings.GITHUB_TOKEN = ""
+    assert dispatch(job) == "error"
+    assert "set GITHUB_TOKEN and GITHUB_REPOSITORY" in job.error_message
+
+
+@pytest.mark.django_db
+def test_a_rate_limited_dispatch_waits_and_tries_again(emulator, job, django_capture_on_commit_callbacks):
+    emu = emulator()
+    emu.secondary_rate_limit("dispatch", retry_after=120)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert dispatch(job) == "retry"
+    assert job.status == S.PENDING
+    assert job.dispatch_after >= timezone.now() + timedelta(seconds=110)
+    assert len(callbacks) == 1  # a dispatch task with a countdown, not an immediate retry
+    assert dispatch(job) == "deferred"
+    SyncJob.objects.filter(pk=job.pk).update(dispatch_after=timezone.now())
+    assert dispatch(job) == "queued"
+    assert len(runs_of(emu, job)) == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_killed_after_posting_leaves_a_job_that_is_found_not_sent_again(emulator, job, settings):
+    emu = emulator()
+    emu.drop_next("dispatch", after=True)  # the run is created, the answer never arrives
+    assert dispatch(job) == "unknown"
+    assert job.status == S.DISPATCHING
+    assert services.job_resolve_dispatch(job_id=job.pk) == "too early"  # a POST could still be in flight
+    SyncJob.objects.filter(pk=job.pk).update(dispatch_started_at=timezone.now() - timedelta(minutes=2))
+    assert dispatch(job) == "found"  # a redelivered task resolves instead of posting again
+    assert job.status in (S.QUEUED, S.SUCCEEDED) and job.github_run_id == runs_of(emu, job)[0].id
+    assert emu.request_count("dispatch", "POST") == 1 and len(runs_of(emu, job)) == 1
+
+
+@pytest.mark.django_db
+def test_a_dispatch_that_created_no_run_is_sent_again_once(emulator, job, settings, django_capture_on_commit_callbacks):
+    emu = emulator()
+    emu.drop_next("dispatch", after=False)  # dropped before the run was created
+    assert dispatch(job) == "unknown"
+    settings.IMAGESYNC_RUN_LIST_LAG = 0
+    SyncJob.objects.filter(pk=job.pk).update(dispatch_started_at=timezone.now() - timedelta(minutes=2))
+    with django_capture_on_commit_callbacks():
+        assert services.job_resolve_dispatch(job_id=job.pk) == "redispatch"
+    job.refresh_from_db()
+    assert job.status == S.PENDING
+    assert dispatch(job) == "queued"
+    assert len(runs_of(emu, job)) == 1
+
+
+@pytest.mark.django_db
+def test_the_poller_follows_runs_with_one_list_call_and_etags(emulator, job, django_capture_on_commit_callbacks):
+    emu = emulator(dry=None)
+    emu.set_dry("success", duration=0.0)
+    dispatch(job)
+    second = JobFactory(namespace=job.namespace, destination=job.destination.replace("nginx", "web"))
+    dispatch(second)
+    for run_id in (job.github_run_id, second.github_run_id):
+        emu.wait_for_run(run_id, timeout=30)
+    etags: dict[str, str] = {}
+    emu.reset_stats()
+    with django_capture_on_commit_callbacks():
+        changed = services.poll_workflow(workflow="copy.yml", jobs=[job, second], etag_get=etags.get, etag_set=etags.__setitem__)
+    assert changed == 2
+    assert emu.request_count("workflow_runs", "GET") == 1
+    for j in (job, second):
+        j.refresh_from_db()
+        assert j.status == S.SUCCEEDED and j.github_run_number
+    # Nothing changed since: the same list answers 304.
+    emu.reset_stats()
+    services.poll_workflow(workflow="copy.yml", jobs=[job], etag_get=etags.get, etag_set=etags.__setitem__)
+    assert emu.stats  # one request was made ...
+    assert emu.request_log[-1].status == 304  # ... and it cost nothing
+
+
+@pytest.mark.django_db
+def test_the_sweeper_fails_a_job_whose_run_was_deleted(emulator, job):
+    emulator()
+    SyncJob.objects.filter(pk=job.pk).update(status=S.RUNNING, github_run_id=987654321)
+    assert services.job_check_run(job_id=job.pk) == "run gone"
+    job.refresh_from_db()
+    assert job.status == S.FAILED and "no longer exists" in job.error_message
+
+
+@pytest.mark.django_db
+def test_cancel_before_dispatch_needs_no_github(job):
+    services.job_cancel(job=job, actor="alice@example.com")
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED
+    with pytest.raises(services.JobActionRefused, match="already finished"):
+        services.job_cancel(job=job, actor="alice@example.com")
