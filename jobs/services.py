@@ -8,6 +8,7 @@ anything is sent again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import uuid
@@ -537,36 +538,51 @@ def job_apply_webhook_run(*, run_data: dict[str, Any]) -> str:
     return "applied" if job_apply_run(job=job, run=run, actor="webhook") else "unchanged"
 
 
-def poll_workflow(*, workflow: str, jobs: list[SyncJob], etag_get: Callable[[str], str | None], etag_set: Callable[[str, str], None]) -> int:
-    """Update ``jobs`` (all of one workflow) from one list of that workflow's recent runs.
+def poll_workflow(
+    *,
+    workflow: str,
+    jobs: list[SyncJob],
+    etag_get: Callable[[str], str | None],
+    etag_set: Callable[[str, str], None],
+) -> int:
+    """Update ``jobs`` (all active jobs of one workflow) from one list of its recent runs.
 
     One list call covers every job dispatched since the oldest of them, and an unchanged list
-    answers 304 (free). Returns how many jobs changed.
+    answers 304 (free). A 304 only says the list is as it was, so it is trusted only while the
+    jobs are as they were when that list was applied: the ETag is kept under a key that names
+    them and their states. Returns how many jobs changed.
     """
     client = github_client()
     oldest = min((j.dispatch_started_at or j.created_at) for j in jobs) - timedelta(minutes=5)
     created = github.created_since(oldest)
-    key = f"{workflow}:{created}"
+    seen = ",".join(f"{j.pk}:{j.status}:{j.github_run_id}" for j in sorted(jobs, key=lambda j: j.pk))
+    key = f"{workflow}:{created}:{hashlib.sha256(seen.encode()).hexdigest()[:32]}"
     by_run = {j.github_run_id: j for j in jobs if j.github_run_id}
     by_request = {str(j.request_id): j for j in jobs if not j.github_run_id}
     changed = 0
-    page = 1
-    while True:
-        etag = etag_get(key) if page == 1 else None
-        listing = client.list_workflow_runs(workflow, event="workflow_dispatch", created=created, page=page, etag=etag)
+    first_etag = None
+    for page in range(1, 11):
+        listing = client.list_workflow_runs(
+            workflow, event="workflow_dispatch", created=created, page=page,
+            etag=etag_get(key) if page == 1 else None,
+        )
         if listing.not_modified:
             return changed
-        if page == 1 and listing.etag:
-            etag_set(key, listing.etag)
+        if page == 1:
+            first_etag = listing.etag
         for run in listing.runs:
             job = by_run.get(run.id)
             if job is None:
                 job = next((by_request[i] for i in _UUID_RE.findall(run.display_title or "") if i in by_request), None)
             if job is not None and job_apply_run(job=job, run=run, actor="poller"):
                 changed += 1
-        if not listing.has_next or page >= 10:
-            return changed
-        page += 1
+        if not listing.has_next:
+            break
+    if first_etag and not changed:
+        # Stored only once the list was applied and left every job as it was: the next poll
+        # with the same jobs in the same states may then trust a 304.
+        etag_set(key, first_etag)
+    return changed
 
 
 # -- failure details ------------------------------------------------------------------------

@@ -71,18 +71,16 @@ def poll_active_runs() -> int:
     if not cache.add("imagesync:poll-lock", True, timeout=settings.IMAGESYNC_POLL_INTERVAL * 4):
         return 0
     try:
-        # Jobs that had news (a webhook, the dispatch) within the last interval need no poll:
-        # while webhooks arrive the poller stays quiet, and it takes over when they stop.
+        # While webhooks bring news the poller stays quiet: a workflow is polled only when one of
+        # its active jobs has had no news for an interval. The list then updates all of them.
         quiet_since = timezone.now() - timedelta(seconds=settings.IMAGESYNC_POLL_INTERVAL)
         active = list(
-            SyncJob.objects.filter(
-                status__in=[SyncJob.Status.QUEUED, SyncJob.Status.RUNNING], updated_at__lt=quiet_since
-            ).order_by("created_at")[:500]
+            SyncJob.objects.filter(status__in=[SyncJob.Status.QUEUED, SyncJob.Status.RUNNING]).order_by("created_at")[:500]
         )
         changed = 0
         for workflow in ("copy.yml", "sync.yml"):
             jobs = [j for j in active if j.workflow == workflow]
-            if not jobs:
+            if not any(j.updated_at < quiet_since for j in jobs):
                 continue
             try:
                 changed += services.poll_workflow(

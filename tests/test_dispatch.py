@@ -158,11 +158,11 @@ def test_the_poller_follows_runs_with_one_list_call_and_etags(emulator, job, dja
     for j in (job, second):
         j.refresh_from_db()
         assert j.status == S.SUCCEEDED and j.github_run_number
-    # Nothing changed since: the same list answers 304.
-    emu.reset_stats()
-    services.poll_workflow(workflow="copy.yml", jobs=[job], etag_get=etags.get, etag_set=etags.__setitem__)
-    assert emu.stats  # one request was made ...
-    assert emu.request_log[-1].status == 304  # ... and it cost nothing
+    # Nothing changed since: once a list has been applied without news, the same list answers
+    # 304, which costs nothing against the rate limit.
+    for _ in range(2):
+        services.poll_workflow(workflow="copy.yml", jobs=[job, second], etag_get=etags.get, etag_set=etags.__setitem__)
+    assert [r.status for r in emu.request_log if r.route == "workflow_runs"][-2:] == [200, 304]
 
 
 @pytest.mark.django_db
@@ -181,3 +181,61 @@ def test_cancel_before_dispatch_needs_no_github(job):
     assert job.status == S.CANCELLED
     with pytest.raises(services.JobActionRefused, match="already finished"):
         services.job_cancel(job=job, actor="alice@example.com")
+
+
+@pytest.mark.django_db
+def test_a_job_left_out_of_one_poll_is_not_lost_to_a_304_later(emulator, job, settings, django_capture_on_commit_callbacks):
+    # Regression: the poller listed runs only for quiet jobs and kept the list's ETag, so a job
+    # that had news at that moment never saw its run finish: later polls got 304.
+    from jobs import tasks
+
+    settings.IMAGESYNC_POLL_INTERVAL = 60
+    emu = emulator()
+    busy = JobFactory(namespace=job.namespace, destination=job.destination.replace("nginx", "web"))
+    with django_capture_on_commit_callbacks():
+        dispatch(job)
+        dispatch(busy)
+    SyncJob.objects.filter(status=S.SUCCEEDED).update(status=S.QUEUED, finished_at=None)  # dry runs end at once
+    for j in (job, busy):
+        emu.wait_for_run(j.github_run_id, timeout=30)
+    SyncJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    SyncJob.objects.filter(pk=busy.pk).update(updated_at=timezone.now())  # just had news
+    with django_capture_on_commit_callbacks():
+        tasks.poll_active_runs()
+    for j in (job, busy):
+        j.refresh_from_db()
+        assert j.status == S.SUCCEEDED, j.pk
+
+
+@pytest.mark.django_db
+def test_a_304_is_trusted_only_for_the_same_jobs_in_the_same_states(emulator, job, django_capture_on_commit_callbacks):
+    emu = emulator(dry=None)
+    emu.set_dry("success", duration=60)
+    etags: dict[str, str] = {}
+
+    def poll(*jobs):
+        with django_capture_on_commit_callbacks():
+            return services.poll_workflow(workflow="copy.yml", jobs=list(jobs), etag_get=etags.get, etag_set=etags.__setitem__)
+
+    dispatch(job)
+    emu.wait_for_run(job.github_run_id, status="in_progress", timeout=30)
+    assert poll(job) == 1 and job.status == S.RUNNING
+    assert poll(job) == 0  # nothing new: the ETag is kept now
+    emu.reset_stats()
+    assert poll(job) == 0
+    assert [r.status for r in emu.request_log] == [304]
+    # A job whose finished run was already in the list last applied, while the job itself was
+    # not among those polled (its dispatch answer was still being recorded). A 304 for the
+    # same list must not hide its run.
+    emu.set_dry("success", duration=0)
+    late = JobFactory(namespace=job.namespace, destination=job.destination.replace("nginx", "late"))
+    dispatch(late)
+    SyncJob.objects.filter(pk=late.pk).update(status=S.QUEUED, finished_at=None)
+    late.refresh_from_db()
+    emu.wait_for_run(late.github_run_id, timeout=30)
+    assert poll(job) == 0  # lists the finished run of late, changes nothing, keeps the ETag
+    emu.reset_stats()
+    assert poll(job, late) == 1
+    assert [r.status for r in emu.request_log] == [200]
+    late.refresh_from_db()
+    assert late.status == S.SUCCEEDED
