@@ -17,12 +17,14 @@ $(VENV)/.python-ok:
 	@$(PY) -m pip install -q --upgrade pip
 	@touch $@
 
-$(VENV)/.deps: requirements.txt $(VENV)/.python-ok
+$(VENV)/.deps: requirements.txt pyproject.toml $(VENV)/.python-ok
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
-$(VENV)/.test-deps: requirements.txt requirements-dev.txt $(VENV)/.python-ok
+$(VENV)/.test-deps: requirements.txt requirements-dev.txt pyproject.toml $(VENV)/.python-ok
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.deps
 
 venv: $(VENV)/.python-ok

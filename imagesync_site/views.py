@@ -1,20 +1,25 @@
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from http import HTTPStatus
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from jobs.models import SyncJob, TargetNamespace
+from jobs.views.common import SUBMIT_RATE
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    namespaces = TargetNamespace.objects.pushable_by(request.user)
-    jobs = SyncJob.objects.filter(owner=request.user).select_related("namespace")[:20]
-    return render(request, "home.html", {"namespaces": namespaces, "jobs": jobs})
+def ratelimited(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """RATELIMIT_VIEW: django-ratelimit's block as a 429 page instead of a bare 403."""
+    amount, _slash, period = SUBMIT_RATE.partition("/")
+    response = render(
+        request, "429.html", {"reason": "submit", "limit": int(amount)}, status=HTTPStatus.TOO_MANY_REQUESTS
+    )
+    # The limit counts per calendar minute (django-ratelimit's fixed windows).
+    response["Retry-After"] = "60" if period == "m" else "3600"
+    return response
 
 
 @require_GET

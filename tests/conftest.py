@@ -1,12 +1,25 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from accounts.models import User
 from jobs.models import TargetNamespace
 from tests.factories import NamespaceFactory, UserFactory
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def english_outside_requests():
+    """Code run outside a request speaks English, whatever an earlier request activated.
+
+    LANGUAGE_CODE is zh-hans and LocaleMiddleware leaves the last request's language active in
+    the thread, so without this a test's language would depend on the tests run before it.
+    Requests still choose their own language (Accept-Language, cookie, zh-hans by default).
+    """
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

@@ -1,0 +1,21 @@
+"""Fixtures the portal's view tests share (imported by each tests/test_portal_*.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    # The personas' passwords are hashed with the production hasher otherwise (~0.3 s each).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    # Rate limits live in the shared cache (Redis DB 15 for the whole session): every test
+    # starts with nothing counted, and leaves nothing behind for the next one.
+    cache.clear()
+    yield
+    cache.clear()
