@@ -7,12 +7,6 @@ from django.core.cache import cache
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The personas' passwords are hashed with the production hasher otherwise (~0.3 s each).
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def fresh_limits():
     # Rate limits live in the shared cache (Redis DB 15 for the whole session): every test
     # starts with nothing counted, and leaves nothing behind for the next one.

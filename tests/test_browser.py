@@ -26,7 +26,7 @@ from jobs.services import job_transition
 from tests.conftest import PASSWORD
 from tests.factories import JobFactory
 from tests.live_stack import live_stack, live_stack_factory  # noqa: F401 (fixtures)
-from tests.portal_fixtures import fast_passwords, fresh_limits  # noqa: F401 (autouse)
+from tests.portal_fixtures import fresh_limits  # noqa: F401 (autouse)
 from tests.registries import (  # noqa: F401 (fixtures)
     build_image,
     destination_registry,

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tests.conftest import PASSWORD
 from tests.factories import NamespaceFactory
-from tests.portal_fixtures import fast_passwords, fresh_limits  # noqa: F401 (autouse)
+from tests.portal_fixtures import fresh_limits  # noqa: F401 (autouse)
 
 LOGIN = reverse("account_login")
 PROFILE = reverse("profile")

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from jobs.models import SyncJob
 from tests.factories import JobFactory
-from tests.portal_fixtures import fast_passwords, fresh_limits  # noqa: F401 (autouse)
+from tests.portal_fixtures import fresh_limits  # noqa: F401 (autouse)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from jobs.services import job_transition
 from tests.factories import JobFactory
-from tests.portal_fixtures import fast_passwords, fresh_limits  # noqa: F401 (autouse)
+from tests.portal_fixtures import fresh_limits  # noqa: F401 (autouse)
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"
 

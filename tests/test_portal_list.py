@@ -11,7 +11,7 @@ from django.utils import timezone
 from jobs.models import SyncJob
 from jobs.services import job_transition
 from tests.factories import JobFactory, NamespaceFactory
-from tests.portal_fixtures import fast_passwords, fresh_limits  # noqa: F401 (autouse)
+from tests.portal_fixtures import fresh_limits  # noqa: F401 (autouse)
 
 HOME = reverse("home")
 STATUS = reverse("jobs:status")

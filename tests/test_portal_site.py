@@ -14,7 +14,7 @@ from django.utils import translation
 from jobs.localise import localise
 from jobs.references import InvalidReference, parse_reference
 from tests.factories import JobFactory
-from tests.portal_fixtures import fast_passwords, fresh_limits  # noqa: F401 (autouse)
+from tests.portal_fixtures import fresh_limits  # noqa: F401 (autouse)
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"

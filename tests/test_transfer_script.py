@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-# Before the import below, or pytest warns that it can no longer rewrite the module's asserts.
-pytest.register_assert_rewrite("tests.registries")
-
-from tests.registries import (  # noqa: E402
+from tests.registries import (
     SKOPEO_BINARY,
     CountingProxy,
     Registry,
