@@ -568,7 +568,9 @@ def poll_workflow(
         )
         if listing.not_modified:
             return changed
-        if page == 1:
+        if page == 1 and not listing.has_next:
+            # Only a one-page list may be trusted on a 304 later: the ETag covers page 1 alone,
+            # and a run changing on page 2 would hide behind an unchanged page 1.
             first_etag = listing.etag
         for run in listing.runs:
             job = by_run.get(run.id)

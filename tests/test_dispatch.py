@@ -239,3 +239,36 @@ def test_a_304_is_trusted_only_for_the_same_jobs_in_the_same_states(emulator, jo
     assert [r.status for r in emu.request_log] == [200]
     late.refresh_from_db()
     assert late.status == S.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_a_304_of_page_one_is_not_trusted_when_the_list_has_more_pages(emulator, job, django_capture_on_commit_callbacks):
+    # Regression (found by the benchmark): only page 1 was fetched conditionally, so with more
+    # than 100 runs in the window a run on page 2 could change behind an unchanged page 1.
+    emu = emulator()
+    emu.set_dry("success", duration=60)
+    dispatch(job)
+    emu.wait_for_run(job.github_run_id, status="in_progress", timeout=30)
+    emu.set_dry("success", duration=0)
+    newer = [  # newer runs, finished and unchanging, push the job's run onto page 2
+        emu.dispatch("copy.yml", inputs={"source_repo": f"x:{i}", "destination_repo": f"team/x:{i}"})
+        for i in range(100)
+    ]
+    for run in newer:
+        emu.wait_for_run(run.id, timeout=30)
+    etags: dict[str, str] = {}
+
+    def poll():
+        with django_capture_on_commit_callbacks():
+            return services.poll_workflow(workflow="copy.yml", jobs=[job], etag_get=etags.get, etag_set=etags.__setitem__)
+
+    poll()
+    job.refresh_from_db()
+    assert job.status == S.RUNNING
+    poll()  # nothing new
+    poll()
+    emu.cancel(job.github_run_id)
+    emu.wait_for_run(job.github_run_id, timeout=30)
+    poll()
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED
