@@ -203,6 +203,10 @@ IMAGESYNC_POLL_INTERVAL = env.int("IMAGESYNC_POLL_INTERVAL", 15, minimum=1)
 # are then searched for IMAGESYNC_RUN_LIST_LAG seconds more before the job is dispatched again.
 IMAGESYNC_DISPATCH_GRACE = env.int("IMAGESYNC_DISPATCH_GRACE", 60, minimum=1)
 IMAGESYNC_RUN_LIST_LAG = env.int("IMAGESYNC_RUN_LIST_LAG", 60, minimum=0)
+# Seconds between two dispatches from the whole portal (GitHub: mutating requests about 1 s apart).
+IMAGESYNC_DISPATCH_SPACING = env.int("IMAGESYNC_DISPATCH_SPACING", 1, minimum=0)
+# While webhooks are arriving, a job is polled only after this many seconds without news.
+IMAGESYNC_WEBHOOK_QUIET = env.int("IMAGESYNC_WEBHOOK_QUIET", 300, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "poll-active-runs": {
         "task": "jobs.tasks.poll_active_runs",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -343,6 +345,12 @@ def job_dispatch(*, job_id: int) -> str:
         return "cancelled"
     if job.dispatch_after and job.dispatch_after > now:
         return "deferred"
+    if not _take_dispatch_slot():
+        # Another dispatch went out less than a second ago, from any worker: come back later
+        # instead of sleeping in this worker, which has webhooks and polls to process too.
+        backlog = SyncJob.objects.filter(status=Status.PENDING).count()
+        _enqueue_on_commit("dispatch_job", job.pk, countdown=1 + random.uniform(0, min(backlog, 120)))
+        return "paced"
     if not job_transition(
         job=job,
         to=Status.DISPATCHING,
@@ -371,6 +379,20 @@ def job_dispatch(*, job_id: int) -> str:
     else:
         job_transition(job=job, to=Status.QUEUED, actor="worker", reason="dispatch accepted; run not listed yet")
     return "queued"
+
+
+DISPATCH_SLOT_KEY = "imagesync:github:dispatch-slot"
+
+
+def _take_dispatch_slot() -> bool:
+    """At most one dispatch per IMAGESYNC_DISPATCH_SPACING seconds from the whole portal.
+
+    GitHub asks for mutating requests one at a time about a second apart (secondary rate
+    limits: about 80 content-creating requests a minute). With Redis the slot is shared by all
+    workers (an atomic SET NX with expiry); the embedded cache is per process.
+    """
+    spacing = settings.IMAGESYNC_DISPATCH_SPACING
+    return spacing <= 0 or cache.add(DISPATCH_SLOT_KEY, 1, timeout=spacing)
 
 
 def _record_run(job: SyncJob, *, run_id: int, html_url: str, actor: str, reason: str) -> None:

@@ -71,9 +71,16 @@ def poll_active_runs() -> int:
     if not cache.add("imagesync:poll-lock", True, timeout=settings.IMAGESYNC_POLL_INTERVAL * 4):
         return 0
     try:
-        # While webhooks bring news the poller stays quiet: a workflow is polled only when one of
-        # its active jobs has had no news for an interval. The list then updates all of them.
-        quiet_since = timezone.now() - timedelta(seconds=settings.IMAGESYNC_POLL_INTERVAL)
+        # A workflow is polled only when one of its active jobs has had no news for a while; the
+        # list then updates all of them. While webhooks are arriving, "a while" is longer: a run
+        # sends nothing between its in_progress and completed events.
+        now = timezone.now()
+        quiet = settings.IMAGESYNC_POLL_INTERVAL
+        if settings.GITHUB_WEBHOOK_SECRET and WebhookDelivery.objects.filter(
+            received_at__gte=now - timedelta(seconds=2 * settings.IMAGESYNC_WEBHOOK_QUIET)
+        ).exists():
+            quiet = max(quiet, settings.IMAGESYNC_WEBHOOK_QUIET)
+        quiet_since = now - timedelta(seconds=quiet)
         active = list(
             SyncJob.objects.filter(status__in=[SyncJob.Status.QUEUED, SyncJob.Status.RUNNING]).order_by("created_at")[:500]
         )

@@ -28,6 +28,13 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def unpaced_dispatch(settings):
+    # Dispatches are paced a second apart across the portal; tests that dispatch several jobs
+    # in a row would wait for nothing. test_dispatch.py checks the pacing itself.
+    settings.IMAGESYNC_DISPATCH_SPACING = 0
+
+
 @pytest.fixture
 def alice(db) -> User:
     """Owns jobs in the team namespace."""

@@ -272,3 +272,43 @@ def test_a_304_of_page_one_is_not_trusted_when_the_list_has_more_pages(emulator,
     poll()
     job.refresh_from_db()
     assert job.status == S.CANCELLED
+
+
+@pytest.mark.django_db
+def test_dispatches_are_paced_across_the_portal_without_sleeping(emulator, job, settings, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    settings.IMAGESYNC_DISPATCH_SPACING = 1
+    cache.delete(services.DISPATCH_SLOT_KEY)
+    emu = emulator()
+    other = JobFactory(namespace=job.namespace, destination=job.destination.replace("nginx", "web"))
+    assert dispatch(job) == "queued"
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert dispatch(other) == "paced"
+    other.refresh_from_db()
+    assert other.status == S.PENDING and not runs_of(emu, other)
+    assert len(callbacks) == 1  # the dispatch comes back with a countdown
+    cache.delete(services.DISPATCH_SLOT_KEY)  # as when its second has passed
+    assert dispatch(other) == "queued"
+
+
+@pytest.mark.django_db
+def test_while_webhooks_arrive_the_poller_leaves_a_running_job_alone(emulator, job, settings, django_capture_on_commit_callbacks):
+    from jobs import tasks
+    from jobs.models import WebhookDelivery
+
+    settings.IMAGESYNC_POLL_INTERVAL = 5
+    settings.IMAGESYNC_WEBHOOK_QUIET = 300
+    settings.GITHUB_WEBHOOK_SECRET = "s"
+    emu = emulator(dry=None)
+    emu.set_dry("success", duration=60)
+    with django_capture_on_commit_callbacks():
+        dispatch(job)
+    SyncJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=60))
+    WebhookDelivery.objects.create(guid="g1", event="workflow_run", action="in_progress")
+    emu.reset_stats()
+    tasks.poll_active_runs()
+    assert emu.request_count("workflow_runs") == 0  # news came a minute ago, webhooks work
+    WebhookDelivery.objects.all().delete()  # no delivery for ten minutes: webhooks are down
+    tasks.poll_active_runs()
+    assert emu.request_count("workflow_runs") == 1
