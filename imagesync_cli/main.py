@@ -189,7 +189,7 @@ def elapsed(seconds: float) -> str:
 def table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def job_line(job: dict[str, Any]) -> str:
@@ -433,7 +433,7 @@ def finish(client: Client, args: argparse.Namespace, items: list[Item], jobs: li
     if not all(job["status"] == "succeeded" for job in final):
         return EXIT_FAILED
     if getattr(args, "pull", False):
-        for item, job in zip(items, final):
+        for item, job in zip(items, final, strict=True):
             docker_pull(job, item.source)
     return EXIT_OK
 
