@@ -68,7 +68,7 @@ def test_make_run_serves_the_portal_with_no_environment_and_stops_cleanly(tmp_pa
         except subprocess.TimeoutExpired:
             proc.kill()
             output, _ = proc.communicate()
-            raise AssertionError("scripts/run.py did not stop within 30 s of Ctrl-C")
+            raise AssertionError("scripts/run.py did not stop within 30 s of Ctrl-C") from None
     text = output.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
     assert "celery@" in text and "beat" in text.lower()
