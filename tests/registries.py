@@ -425,13 +425,23 @@ class CountingProxy:
     - ``ratelimit_remaining``: send Docker Hub's ``ratelimit-limit``/``ratelimit-remaining`` headers
       on manifest responses, count each manifest GET as a pull, and answer 429 once none are left.
     - ``broken_paths``: request paths answered with the given HTTP status instead of forwarding.
+    - ``delay``: seconds added before each request is answered (a fixed network latency, for
+      benchmarks; 0 by default).
 
     ``authorizations`` records the auth scheme each request came with ("" for none), so a test can
     prove that no credential was sent to this host.
     """
 
-    def __init__(self, upstream: Registry, *, bearer: bool = False, token_credential: str | None = None):
+    def __init__(
+        self,
+        upstream: Registry,
+        *,
+        bearer: bool = False,
+        token_credential: str | None = None,
+        delay: float = 0.0,
+    ):
         self.upstream = upstream
+        self.delay = delay
         self.bearer = bearer
         self.token_credential = token_credential
         self.ratelimit_limit = 100
@@ -532,6 +542,8 @@ class CountingProxy:
                 with proxy._lock:
                     proxy.requests.append((self.command, path))
                     proxy.authorizations.append((path, scheme))
+                if proxy.delay > 0:
+                    time.sleep(proxy.delay)
                 if bare_path == "/token":
                     self._token(path)
                     return
