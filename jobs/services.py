@@ -348,8 +348,13 @@ def job_dispatch(*, job_id: int) -> str:
     if not _take_dispatch_slot():
         # Another dispatch went out less than a second ago, from any worker: come back later
         # instead of sleeping in this worker, which has webhooks and polls to process too.
-        backlog = SyncJob.objects.filter(status=Status.PENDING).count()
-        _enqueue_on_commit("dispatch_job", job.pk, countdown=1 + random.uniform(0, min(backlog, 120)))
+        # Jobs come back in the order they were submitted, about one slot each: a job with n
+        # older jobs waiting tries again in about n slots, not at a random time.
+        ahead = SyncJob.objects.filter(status=Status.PENDING, created_at__lt=job.created_at).count()
+        spacing = settings.IMAGESYNC_DISPATCH_SPACING
+        _enqueue_on_commit(
+            "dispatch_job", job.pk, countdown=spacing * (1 + min(ahead, 600)) + random.uniform(0, 0.2)
+        )
         return "paced"
     if not job_transition(
         job=job,
