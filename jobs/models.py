@@ -240,7 +240,13 @@ class SyncJob(models.Model):
                 condition=Q(status__in=["pending", "dispatching", "queued", "running"]),
             ),
             models.Index(fields=["-created_at"], name="jobs_newest"),
-            models.Index(fields=["namespace", "destination_repository"], name="jobs_ns_repository"),
+            # The quota counts distinct repositories of jobs that hold one: an index of just
+            # those rows lets the count read the index alone.
+            models.Index(
+                fields=["namespace", "destination_repository"],
+                name="jobs_ns_repository",
+                condition=~Q(status__in=["failed", "cancelled", "error"]),
+            ),
         ]
         constraints = [
             # One active job per identical request of one owner: a double submit (two tabs, a
