@@ -52,6 +52,14 @@ MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFE
 READY_TIMEOUT = 20.0
 
 
+def missing(reason: str) -> None:
+    """A tool the end-to-end tests need is absent: skip on a laptop, fail in CI, where
+    `make test` installs everything and a skip would hide a broken install step."""
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (the registry binds it right after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -89,7 +97,7 @@ def htpasswd_line(username: str, password: str) -> str:
             check=True,
         )
         return done.stdout.strip()
-    pytest.skip("needs the 'bcrypt' Python package or apache2-utils' htpasswd to write htpasswd files")
+    missing("needs the 'bcrypt' Python package or apache2-utils' htpasswd to write htpasswd files")
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ def wait_until_ready(
 def start_registry(workdir: Path, *, username: str | None = None, password: str | None = None) -> Registry:
     """Start ``docker-registry serve`` on a free loopback port, storing into ``workdir``."""
     if not os.access(REGISTRY_BINARY, os.X_OK):
-        pytest.skip(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
+        missing(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "storage"
     storage.mkdir(exist_ok=True)
