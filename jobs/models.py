@@ -6,7 +6,7 @@ from collections.abc import Collection
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -118,15 +118,40 @@ class TargetNamespace(models.Model):
         return self.registry_info.label
 
 
-def repository_counts(namespace_ids: list[int]) -> dict[int, int]:
-    """For each namespace, the distinct repositories of its succeeded or active jobs (one query)."""
-    rows = (
-        SyncJob.objects.filter(namespace_id__in=namespace_ids)
-        .exclude(status__in=[SyncJob.Status.FAILED, SyncJob.Status.CANCELLED, SyncJob.Status.ERROR])
-        .values("namespace_id")
-        .annotate(n=models.Count("destination_repository", distinct=True))
+# Statuses whose jobs hold no repository: the quota ignores them, and so does its index.
+NOT_HOLDING = ("failed", "cancelled", "error")
+
+
+def repository_counts(namespace_ids: Collection[int]) -> dict[int, int]:
+    """For each namespace, the distinct repositories of its succeeded or active jobs (one query).
+
+    A loose index scan over ``jobs_ns_repository``: each step asks the index for the next
+    repository name after the last one, so the cost grows with the number of distinct
+    repositories (bounded by the quota, ~300), not with the namespace's job history. A plain
+    ``COUNT(DISTINCT ...)`` read every job of the namespace (~100 ms for 20,000 jobs, see
+    docs/benchmarks-api.md). Written in SQL that PostgreSQL and SQLite both run; the status
+    list is spelled out so that PostgreSQL matches the partial index's condition.
+    """
+    ids = sorted({int(pk) for pk in namespace_ids})
+    if not ids:
+        return {}
+    table = SyncJob._meta.db_table
+    holding = "status NOT IN (" + ", ".join(f"'{status}'" for status in NOT_HOLDING) + ")"
+    next_name = (
+        f"SELECT MIN(destination_repository) FROM {table} "
+        f"WHERE namespace_id = walk.ns AND {holding} AND destination_repository > walk.name"
     )
-    return {row["namespace_id"]: row["n"] for row in rows}
+    first_name = f"SELECT MIN(destination_repository) FROM {table} WHERE namespace_id = ids.ns AND {holding}"
+    values = ", ".join(["(%s)"] * len(ids))
+    sql = (
+        f"WITH RECURSIVE ids(ns) AS (VALUES {values}), "
+        f"walk(ns, name) AS (SELECT ids.ns, ({first_name}) FROM ids "
+        f"UNION ALL SELECT walk.ns, ({next_name}) FROM walk WHERE walk.name IS NOT NULL) "
+        "SELECT ns, COUNT(name) FROM walk GROUP BY ns"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        return {int(ns): n for ns, n in cursor.fetchall()}
 
 
 class SyncJob(models.Model):
@@ -245,7 +270,7 @@ class SyncJob(models.Model):
             models.Index(
                 fields=["namespace", "destination_repository"],
                 name="jobs_ns_repository",
-                condition=~Q(status__in=["failed", "cancelled", "error"]),
+                condition=~Q(status__in=list(NOT_HOLDING)),
             ),
         ]
         constraints = [

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, Count, Q, QuerySet, Value, When
-from django.db.models.functions import Left, Length, StrIndex, Substr
-from django.db.models.lookups import GreaterThan
+from django.db.models import Q, QuerySet
 
-from jobs.models import SyncJob, TargetNamespace
+from jobs.models import SyncJob, TargetNamespace, repository_counts
 
 
 def jobs_visible_to(user: Any) -> QuerySet[SyncJob]:
@@ -68,23 +67,21 @@ def _namespace_q(spec: str) -> Q:
     return Q(namespace__namespace=spec)
 
 
-def namespaces_with_use(user: Any) -> QuerySet[TargetNamespace]:
-    """Namespaces the user may push to (staff: all), each with ``repositories_used``.
-
-    A namespace's use is the number of distinct repositories its succeeded jobs wrote, counted
-    in the same query as the list. The destination is ``<registry>/<repository>[:<tag>]``;
-    a repository path holds no ':', so the repository is what precedes the first ':' after
-    the registry prefix (which itself may contain a port).
-    """
+def namespaces_listed_for(user: Any) -> QuerySet[TargetNamespace]:
+    """Namespaces the user may push to (staff: all), in name order."""
     namespaces = TargetNamespace.objects.all()
     if not user.is_staff:
         namespaces = namespaces.filter(pk__in=TargetNamespace.objects.pushable_by(user).values("pk"))
-    after_host = Substr("jobs__destination", Length("registry") + 2)
-    colon = StrIndex(after_host, Value(":"))
-    repository = Case(When(GreaterThan(colon, 0), then=Left(after_host, colon - 1)), default=after_host)
-    return namespaces.annotate(
-        repositories_used=Count(repository, filter=Q(jobs__status=SyncJob.Status.SUCCEEDED), distinct=True)
-    ).order_by("registry", "namespace")
+    return namespaces.order_by("registry", "namespace")
+
+
+def with_repository_use(namespaces: Iterable[TargetNamespace]) -> list[TargetNamespace]:
+    """The namespaces, each with ``repositories_used`` as the quota counts it (one query)."""
+    namespaces = list(namespaces)
+    used = repository_counts([ns.pk for ns in namespaces])
+    for ns in namespaces:
+        ns.repositories_used = used.get(ns.pk, 0)  # type: ignore[attr-defined]
+    return namespaces
 
 
 def namespace_resolve(user: Any, spec: str | int) -> TargetNamespace:

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import github
-from jobs.models import JobTransition, SyncJob, TargetNamespace
+from jobs.models import NOT_HOLDING, JobTransition, SyncJob, TargetNamespace
 from jobs.references import ImageRef, InvalidReference, parse_reference
 
 log = logging.getLogger(__name__)
@@ -183,11 +183,20 @@ def _destination_for(
 
 
 def _check_quota(namespace: TargetNamespace, repository: str) -> None:
-    known = SyncJob.objects.filter(namespace=namespace, destination_repository=repository).exclude(
-        status__in=[Status.FAILED, Status.CANCELLED, Status.ERROR]
+    """Refuse a job whose new repository would take the namespace past its quota.
+
+    Call inside the transaction that saves the job. A new repository locks the namespace row
+    until that transaction ends, so two jobs into two new repositories cannot both take the
+    last free place; another tag of a repository already held needs no lock.
+    """
+    held = SyncJob.objects.filter(namespace=namespace, destination_repository=repository).exclude(
+        status__in=NOT_HOLDING
     )
-    if known.exists():
+    if held.exists():
         return  # another tag of a repository the namespace already holds costs nothing
+    TargetNamespace.objects.select_for_update().filter(pk=namespace.pk).values_list("pk").first()
+    if held.exists():
+        return  # a job that committed while this one waited for the lock brought it
     used = namespace.repository_count()
     if used >= namespace.repository_quota:
         raise _field_error(
@@ -246,9 +255,9 @@ def job_create(
     if existing is not None:
         return existing, False
     repository = dest if kind == SyncJob.Kind.SYNC else parse_reference(dest).name
-    _check_quota(namespace, repository)
     try:
         with transaction.atomic():
+            _check_quota(namespace, repository)
             job = SyncJob.objects.create(destination_repository=repository, **identical)
             JobTransition.objects.create(
                 job=job, from_status=Status.PENDING, to_status=Status.PENDING,
@@ -790,9 +799,6 @@ def job_delete(*, job: SyncJob) -> None:
 
 # -- name clashes ---------------------------------------------------------------------------
 
-_OCCUPYING = (Status.FAILED, Status.CANCELLED, Status.ERROR)
-
-
 def destination_clash(namespace: TargetNamespace, source: str, destination: str) -> str | None:
     """A prefixed destination to offer when a copy would mix two images in one repository.
 
@@ -826,7 +832,7 @@ def _held_by_another_source(namespace: TargetNamespace, repository: str, source_
     """Whether a succeeded or active job put another source repository into ``repository``."""
     sources = (
         SyncJob.objects.filter(namespace=namespace, destination_repository=repository)
-        .exclude(status__in=_OCCUPYING)
+        .exclude(status__in=NOT_HOLDING)
         .order_by()
         .values_list("source", flat=True)
         .distinct()[:100]

@@ -34,6 +34,11 @@ class NamespaceFactory(factory.django.DjangoModelFactory):
             self.members.set(extracted)
 
 
+def _without_tag(reference: str) -> str:
+    head, _sep, last = reference.partition("@")[0].rpartition("/")
+    return f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
+
+
 class JobFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = SyncJob
@@ -43,3 +48,5 @@ class JobFactory(factory.django.DjangoModelFactory):
     kind = SyncJob.Kind.COPY
     source = "docker.io/library/nginx:1.27"
     destination = factory.LazyAttribute(lambda job: f"{job.namespace.registry}/{job.namespace.namespace}/nginx:1.27")
+    # What job_create stores: the destination without its tag (a sync's destination has none).
+    destination_repository = factory.LazyAttribute(lambda job: _without_tag(job.destination))

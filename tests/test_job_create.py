@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from jobs.models import SyncJob
 from jobs.services import job_create, workflow_inputs
@@ -171,3 +174,42 @@ def test_the_repository_quota_counts_repositories_not_tags(alice, team_namespace
     create(alice, team_namespace, "redis:8")  # still fine: redis is already there
     sync = create(alice, team_namespace, "library/nginx", kind="sync")
     assert sync.destination_repository == f"{HOST}/team/nginx"
+
+
+def _race_for_the_last_place(owner, racers: int):
+    """``racers`` threads each submit a job into its own new repository of a 1-repository namespace."""
+    namespace = NamespaceFactory(members=[owner], repository_quota=1)
+    barrier = threading.Barrier(racers)
+    created: list[str] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+
+    def submit(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            job, _ = job_create(owner=owner, namespace=namespace, kind="copy", source=f"image{n}:1")
+            created.append(job.destination_repository)
+        except ValidationError as exc:
+            refused.append(str(exc))
+        except BaseException as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return namespace, created, refused, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_jobs_racing_for_the_last_free_repository_cannot_both_take_it(alice):
+    racers = 6
+    for round_ in range(5):  # without the lock the race is lost in most rounds, not in every one
+        namespace, created, refused, errors = _race_for_the_last_place(alice, racers)
+        assert not errors, errors
+        assert len(created) == 1, (round_, created, refused)
+        assert len(refused) == racers - 1 and all("is full: 1 of 1" in text for text in refused)
+        assert namespace.repository_count() == 1

@@ -171,7 +171,8 @@ class NamespaceBriefSerializer(serializers.ModelSerializer):
 class NamespaceSerializer(NamespaceBriefSerializer):
     registry_label = serializers.CharField(read_only=True)
     repositories_used = serializers.IntegerField(
-        read_only=True, help_text="Distinct repositories written by succeeded jobs into this namespace."
+        read_only=True, help_text="Repositories that count against the quota: distinct repositories of this namespace's "
+        "succeeded jobs and of its jobs still under way."
     )
     repositories_left = serializers.SerializerMethodField()
     can_push = serializers.BooleanField(read_only=True, help_text="Whether you may submit jobs into it.")

@@ -245,7 +245,7 @@ class NamespaceViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return TargetNamespace.objects.none()
         user = self.request.user
-        namespaces = selectors.namespaces_with_use(user)
+        namespaces = selectors.namespaces_listed_for(user)
         if user.is_staff:
             pushable = TargetNamespace.objects.pushable_by(user).filter(pk=OuterRef("pk"))
             return namespaces.annotate(can_push=Exists(pushable))
@@ -253,11 +253,13 @@ class NamespaceViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=[RETRY_AFTER], responses=responses({200: NamespaceSerializer(many=True)}))
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+        namespaces = selectors.with_repository_use(self.filter_queryset(self.get_queryset()))
+        return Response(self.get_serializer(namespaces, many=True).data)
 
     @extend_schema(parameters=[RETRY_AFTER], responses=responses({200: NamespaceSerializer}, NOT_FOUND))
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().retrieve(request, *args, **kwargs)
+        [namespace] = selectors.with_repository_use([self.get_object()])
+        return Response(self.get_serializer(namespace).data)
 
 
 class MeView(APIView):
