@@ -21,6 +21,9 @@ class ConfigError(ImproperlyConfigured):
 
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
+# What DRF's SimpleRateThrottle.parse_rate understands (int(number), then {s, m, h, d}[period[0]]),
+# narrowed to plain digits and a period of letters.
+_RATE_RE = re.compile(r"(?P<number>[0-9]+)/(?P<period>[smhd][A-Za-z]*)", re.ASCII)
 
 
 class Env:
@@ -71,6 +74,25 @@ class Env:
         if minimum is not None and number < minimum:
             raise ConfigError(f"{name}={value!r} must be at least {minimum}")
         return number
+
+    def rate(self, name: str, default: str) -> str:
+        """A request rate in DRF's throttle format: ``<positive whole number>/<period>``.
+
+        The period is read as DRF's ``SimpleRateThrottle.parse_rate`` reads it, by its first
+        letter: ``s``econd, ``m``inute, ``h``our or ``d``ay (``60/minute``, ``60/min``, ``60/m``).
+        Checked here because DRF parses the rate only when a request arrives: a bad one would
+        otherwise make every API request fail instead of stopping start-up.
+        """
+        value = self.raw(name)
+        if value is None:
+            return default
+        match = _RATE_RE.fullmatch(value)
+        if not match or int(match["number"]) < 1:
+            raise ConfigError(
+                f"{name}={value!r} is not a rate: use <positive whole number>/<second|minute|hour|day> "
+                "(only the period's first letter counts: 60/minute, 60/min, 60/m)"
+            )
+        return value
 
     def list(self, name: str, default: list[str] | None = None) -> list[str]:
         value = self.raw(name)

@@ -261,7 +261,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     # Counted in the default cache: Redis when REDIS_URL is set, so all web processes share them.
     "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttles.ApiRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api": "60/minute", "job_create": "10/minute"},
+    # Per token (per user for a session, per address when anonymous), and job creations per user.
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env.rate("API_RATE", "60/minute"),
+        "job_create": env.rate("API_JOB_CREATE_RATE", "10/minute"),
+    },
     # Only anonymous requests are throttled by address. None would trust every X-Forwarded-For
     # entry a client sends; 0 uses the connection's address; behind N proxies that append to
     # X-Forwarded-For, set NUM_PROXIES=N.

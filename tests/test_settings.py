@@ -37,6 +37,35 @@ def test_an_integer_is_checked():
         env(EMAIL_PORT="0").int("EMAIL_PORT", 587, minimum=1)
 
 
+GOOD_RATES = ["60/minute", "60/min", "60/m", "1/second", "5/s", "100/hour", "1000/day", "1000000/minute"]
+
+
+@pytest.mark.parametrize("value", GOOD_RATES)
+def test_a_rate_is_what_drf_reads(value):
+    from rest_framework.throttling import SimpleRateThrottle
+
+    assert env(API_RATE=value).rate("API_RATE", "60/minute") == value
+    number, duration = SimpleRateThrottle.parse_rate(None, value)
+    assert number >= 1 and duration in (1, 60, 3600, 86400)
+
+
+BAD_RATES = ["60", "60/", "/minute", "0/minute", "-5/minute", "+5/minute", "6 0/minute", "60/week"]
+BAD_RATES += ["60/Minute", "60/minute/2", "60/m1", "sixty/minute", "1.5/second", "60 per minute"]
+
+
+@pytest.mark.parametrize("value", BAD_RATES)
+def test_a_bad_rate_is_refused_by_name(value):
+    expected = r"API_RATE=.* is not a rate: use <positive whole number>/<second\|minute\|hour\|day>"
+    with pytest.raises(ConfigError, match=expected):
+        env(API_RATE=value).rate("API_RATE", "60/minute")
+
+
+def test_a_blank_rate_means_the_default():
+    assert env().rate("API_JOB_CREATE_RATE", "10/minute") == "10/minute"
+    assert env(API_JOB_CREATE_RATE=" ").rate("API_JOB_CREATE_RATE", "10/minute") == "10/minute"
+    assert env(API_JOB_CREATE_RATE=" 20/hour ").rate("API_JOB_CREATE_RATE", "10/minute") == "20/hour"
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -100,6 +129,8 @@ def run_manage(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
         ({"GITHUB_REPOSITORY": "nope"}, "GITHUB_REPOSITORY='nope'"),
         ({"EMAIL_USE_TLS": "true", "EMAIL_USE_SSL": "true"}, "EMAIL_USE_TLS and EMAIL_USE_SSL"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL="),
+        ({"API_RATE": "60/week"}, "API_RATE='60/week' is not a rate"),
+        ({"API_JOB_CREATE_RATE": "0/minute"}, "API_JOB_CREATE_RATE='0/minute' is not a rate"),
     ],
 )
 def test_start_up_stops_with_a_message_naming_the_variable(tmp_path, variables, message):
@@ -108,6 +139,23 @@ def test_start_up_stops_with_a_message_naming_the_variable(tmp_path, variables, 
     assert "configuration error" in result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_throttle_rates_come_from_the_environment(tmp_path):
+    code = "from django.conf import settings; print(settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'])"
+    ignored = {"DATABASE_URL", "REDIS_URL", "API_RATE", "API_JOB_CREATE_RATE"}
+    clean = {k: v for k, v in os.environ.items() if k not in ignored}
+    clean.update(IMAGESYNC_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="imagesync_site.settings")
+
+    def rates(**environ: str) -> str:
+        command, full = [sys.executable, "-c", code], {**clean, **environ}
+        done = subprocess.run(command, cwd=ROOT, env=full, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert rates() == "{'api': '60/minute', 'job_create': '10/minute'}"
+    raised = rates(API_RATE="1000/hour", API_JOB_CREATE_RATE="3/m")
+    assert raised == "{'api': '1000/hour', 'job_create': '3/m'}"
 
 
 def test_production_values_pass_check_deploy(tmp_path):
