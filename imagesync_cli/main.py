@@ -480,7 +480,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         print_table(page["results"])
         if page.get("count", 0) > len(page["results"]):
-            out(f"({len(page['results'])} of {page['count']}; --limit shows more)")
+            # Past the server's count limit the count is a lower bound (count_exact: false).
+            total = f"{page['count']}{'' if page.get('count_exact', True) else '+'}"
+            out(f"({len(page['results'])} of {total}; --limit shows more)")
     return EXIT_OK
 
 

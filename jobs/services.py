@@ -251,7 +251,7 @@ def job_create(
         owner=owner, namespace=namespace, kind=kind, source=source_text, destination=dest,
         tag_include=tag_include, tag_exclude=tag_exclude,
     )
-    existing = SyncJob.objects.filter(status__in=SyncJob.ACTIVE_STATUSES, **identical).first()
+    existing = _active_identical(identical)
     if existing is not None:
         return existing, False
     repository = dest if kind == SyncJob.Kind.SYNC else parse_reference(dest).name
@@ -265,12 +265,20 @@ def job_create(
             )
     except IntegrityError:
         # A concurrent identical submission won (the active-job constraint): return that one.
-        existing = SyncJob.objects.filter(status__in=SyncJob.ACTIVE_STATUSES, **identical).first()
+        existing = _active_identical(identical)
         if existing is None:
             raise
         return existing, False
     _enqueue_on_commit("dispatch_job", job.pk)
     return job, True
+
+
+def _active_identical(identical: dict[str, Any]) -> SyncJob | None:
+    """The owner's job under way that asked for exactly this, with its owner and namespace."""
+    job = SyncJob.objects.filter(status__in=SyncJob.ACTIVE_STATUSES, **identical).first()
+    if job is not None:
+        job.owner, job.namespace = identical["owner"], identical["namespace"]
+    return job
 
 
 def _actor(user: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.api import views as api_views
 from jobs.models import SyncJob
 from jobs.services import job_create, job_transition
 from tests.api_support import API, client_for, fresh_throttles  # noqa: F401
@@ -285,6 +286,32 @@ def test_the_list_is_paginated(alice, team_namespace):
     assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
     assert len(client.get(f"{API}/jobs/", {"page_size": 2, "page": 2}).json()["results"]) == 1
     assert client.get(f"{API}/jobs/", {"page": 9}).status_code == 404
+    assert page["count_exact"] is True
+
+
+def test_past_the_count_limit_the_count_is_a_lower_bound_and_every_page_is_reachable(
+    alice, team_namespace, monkeypatch
+):
+    monkeypatch.setattr(api_views, "COUNT_LIMIT", 5)
+    JobFactory.create_batch(12, owner=alice, namespace=team_namespace, status="failed")
+    client = client_for(alice)
+    first = client.get(f"{API}/jobs/", {"page_size": 2}).json()
+    assert (first["count"], first["count_exact"]) == (5, False)
+    seen = [job["id"] for job in first["results"]]
+    url = first["next"]
+    while url:  # follows next links to the very last job
+        page = client.get(url).json()
+        assert page["count_exact"] is (page["count"] == 12)
+        seen += [job["id"] for job in page["results"]]
+        url = page["next"]
+    assert len(seen) == len(set(seen)) == 12
+    assert sorted(seen, reverse=True) == seen  # newest first, no job twice or lost
+    last = client.get(f"{API}/jobs/", {"page_size": 2, "page": "last"}).json()
+    assert (last["count"], last["count_exact"], len(last["results"])) == (12, True, 2)
+    beyond = client.get(f"{API}/jobs/", {"page_size": 2, "page": 7})
+    assert beyond.status_code == 404 and "Invalid page" in beyond.json()["detail"]
+    exact = client.get(f"{API}/jobs/", {"page_size": 2, "status": "failed", "search": "nomatch"}).json()
+    assert (exact["count"], exact["count_exact"]) == (0, True)
 
 
 def test_the_list_takes_a_constant_number_of_queries(alice, team_namespace, django_assert_max_num_queries):

@@ -386,6 +386,15 @@ def test_list_filters_and_prints_json_for_scripts(cli, alice, bob, team_namespac
     assert "only staff may list other people's jobs" in cli.run("list", "--all").stderr
 
 
+def test_list_says_when_the_count_is_only_a_lower_bound(cli, alice, team_namespace, monkeypatch):
+    from jobs.api import views as api_views
+
+    JobFactory.create_batch(3, owner=alice, namespace=team_namespace, status="succeeded")
+    assert cli.run("list", "--limit", "1").stdout.splitlines()[-1] == "(1 of 3; --limit shows more)"
+    monkeypatch.setattr(api_views, "COUNT_LIMIT", 2)  # the server counts at most 2 jobs
+    assert cli.run("list", "--limit", "1").stdout.splitlines()[-1] == "(1 of 2+; --limit shows more)"
+
+
 def test_cancel_retry_and_delete(cli, alice, team_namespace):
     created = json.loads(cli.run("copy", "nginx:1", "-y", "--json").stdout)
     cancelled = cli.run("cancel", str(created["id"]))
