@@ -1,13 +1,22 @@
 """API benchmark (issue 5): job creation and the job list through /api/v1/, served by gunicorn,
 with 100,000 jobs in PostgreSQL.
 
-    .venv/bin/python bench/api.py                 # seed, serve, measure, clean up (~2-3 min)
+    .venv/bin/python bench/api.py                 # seed, serve, measure, clean up (~5.5 min)
     .venv/bin/python bench/api.py --json out.json # also keep the raw figures
 
-Own database ``imagesync_apibench`` (dropped jobs and reseeded every run), Redis DB 10 (flushed
-before and after), a temporary IMAGESYNC_DATA_DIR, DEBUG=false. gunicorn runs with
-``bench.api_settings`` (production settings, API throttle rates raised, see that module). No
-worker runs: the jobs created stay pending; their dispatch messages are enqueued to Redis DB 10
+Own database ``imagesync_apibench`` (jobs truncated and reseeded, then VACUUM ANALYZEd, every
+run), Redis DB 10 (flushed before and after), a temporary IMAGESYNC_DATA_DIR, DEBUG=false.
+
+Two parts, each with its own gunicorn (production settings):
+1. closed loop: 20 clients each send their next request as soon as the previous answer arrives.
+   gunicorn runs with API_RATE and API_JOB_CREATE_RATE raised to 1000000/minute, so the throttles
+   still do their work on every request but never refuse one.
+2. paced (--paced-seconds, 0 to skip): 20 clients, each its own user and token, send on a fixed
+   schedule just under the product's default limits (a request every 1.05 s, every 6th a
+   create: ~57 requests and ~9.5 creations a minute), against a gunicorn with those default
+   limits (60 requests/minute per token, 10 creations/minute per user). No answer should be 429.
+
+No worker runs: the jobs created stay pending; their dispatch messages are enqueued to Redis DB 10
 on commit and flushed at the end. See docs/benchmarks-api.md.
 """
 
@@ -38,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/imagesync_apibench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
+CACHE_KEY_PREFIX = "imagesync-apibench"
 REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
 NAMESPACES = ["apibench-a", "apibench-b", "apibench-c", "apibench-d", "apibench-e"]
 USER_EMAIL = "apibench-{}@example.com"
@@ -45,6 +55,18 @@ STAFF_EMAIL = "apibench-staff@example.com"
 REPOS_PER_NAMESPACE = 400  # img0..img399: the repositories the seeded jobs wrote
 TARGET_CREATE_P95_MS = 50.0
 TARGET_LIST_P95_MS = 100.0
+# The closed-loop part's gunicorn: limits out of reach, the throttles still counting.
+RAISED_LIMITS = {"API_RATE": "1000000/minute", "API_JOB_CREATE_RATE": "1000000/minute"}
+# The paced part: a request every PACED_INTERVAL s per client (under 60 in any 60 s window even
+# when one is sent late), every PACED_CREATE_EVERY-th a create (60 / 6.3 = 9.5 a minute, under 10).
+PACED_INTERVAL = 1.05
+PACED_CREATE_EVERY = 6
+PACED_LISTS = [
+    "/api/v1/jobs/",
+    "/api/v1/jobs/?status=failed",
+    "/api/v1/jobs/?search=img12",
+    "/api/v1/jobs/?status=active",
+]
 
 # Seeded status mix: mostly finished; a few active (copies only, with distinct sources, as the
 # one-active-identical-job constraint demands).
@@ -95,21 +117,25 @@ class Bench:
         self.tokens: list[str] = []
         self.staff_tokens: list[str] = []
         self.results: dict[str, Any] = {}
+        self.deadline = time.monotonic() + args.max_seconds
+        # Every create of the run (both parts) gets a distinct source: none is deduplicated.
+        self.run_tag = f"r{int(time.time()) % 100000}"
+        self.serial = itertools.count()
 
     # -- environment --------------------------------------------------------------------
 
-    def env(self, settings_module: str) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("GITHUB_", "IMAGESYNC_", "CELERY_", "DJANGO_"))
+            if not k.startswith(("GITHUB_", "IMAGESYNC_", "CELERY_", "DJANGO_", "API_"))
             and k not in ("DATABASE_URL", "REDIS_URL")
         }
         env.update(
-            DJANGO_SETTINGS_MODULE=settings_module,
+            DJANGO_SETTINGS_MODULE="imagesync_site.settings",
             DATABASE_URL=self.args.database_url,
             REDIS_URL=self.args.redis_url,
-            CACHE_KEY_PREFIX="imagesync-apibench",
+            CACHE_KEY_PREFIX=CACHE_KEY_PREFIX,
             IMAGESYNC_DATA_DIR=str(self.workdir / "data"),
             DEBUG="false",
             SECRET_KEY="apibench-secret-key-not-for-production-0123456789abcdef",
@@ -139,6 +165,17 @@ class Bench:
         client.flushdb()
         client.close()
 
+    def forget_throttles(self) -> int:
+        """Delete every throttle history (DRF's ``throttle_<scope>_<ident>`` cache keys)."""
+        import redis
+
+        client = redis.Redis.from_url(self.args.redis_url)
+        keys = list(client.scan_iter(match=f"{CACHE_KEY_PREFIX}:*:throttle_*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        return len(keys)
+
     def ensure_database(self) -> None:
         import psycopg
 
@@ -155,7 +192,7 @@ class Bench:
 
     def setup(self) -> None:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
-        env = self.env("imagesync_site.settings")
+        env = self.env()
         os.environ.update(env)
         self.ensure_database()
         done = subprocess.run(
@@ -284,8 +321,16 @@ class Bench:
                   finished_at = CASE WHEN status IN ('succeeded', 'failed', 'cancelled', 'error') THEN created_at + interval '3 minutes' END
                 """
             )
+        # As autovacuum would have by now on a running site (PostgreSQL 13+ vacuums a table after
+        # many inserts): VACUUM sets the visibility map, so index-only scans (the counts) skip
+        # the heap. A bulk-loaded, never-vacuumed table would send every count to the heap.
+        # VACUUM cannot run in a transaction block: Django's autocommit, outside any atomic().
+        assert not connection.in_atomic_block
+        vacuum_started = time.monotonic()
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE jobs_syncjob")
+            cursor.execute("VACUUM ANALYZE jobs_syncjob")
+        vacuum_seconds = round(time.monotonic() - vacuum_started, 1)
+        with connection.cursor() as cursor:
             cursor.execute("SELECT status, count(*) FROM jobs_syncjob GROUP BY status ORDER BY 2 DESC")
             mix = dict(cursor.fetchall())
             cursor.execute("SELECT kind, count(*) FROM jobs_syncjob GROUP BY kind")
@@ -307,14 +352,21 @@ class Bench:
             "newest": newest.isoformat(),
             "table_size": size,
             "jobs_of_client_0": per_user,
+            "vacuum_analyze_seconds": vacuum_seconds,
             "seconds": round(time.monotonic() - started, 1),
         }
-        log(f"seeded {n} jobs in {self.results['seed']['seconds']} s: {mix}, {kinds}, table {size}")
+        log(
+            f"seeded {n} jobs in {self.results['seed']['seconds']} s (VACUUM ANALYZE {vacuum_seconds} s): "
+            f"{mix}, {kinds}, table {size}"
+        )
 
     # -- server -------------------------------------------------------------------------
 
-    def start_server(self) -> None:
-        env = self.env("bench.api_settings")
+    def start_server(self, limits: dict[str, str]) -> None:
+        """gunicorn with the production settings, plus ``limits`` (API_RATE, ...) if any."""
+        env = {**self.env(), **limits}
+        self.port = free_port()
+        self.gunicorn_log = self.workdir / f"gunicorn-{self.port}.log"
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self.gunicorn = subprocess.Popen(
             [
@@ -347,7 +399,8 @@ class Bench:
                 return False
 
         wait_for(answers, 60, "gunicorn")
-        log(f"gunicorn up on 127.0.0.1:{self.port}, {self.args.workers} sync workers")
+        described = ", ".join(f"{k}={v}" for k, v in limits.items()) or "default API limits"
+        log(f"gunicorn up on 127.0.0.1:{self.port}, {self.args.workers} sync workers, {described}")
 
     @property
     def base(self) -> str:
@@ -364,6 +417,7 @@ class Bench:
         except subprocess.TimeoutExpired:
             os.killpg(self.gunicorn.pid, signal.SIGKILL)
             self.gunicorn.wait(timeout=10)
+        self.gunicorn = None
 
     # -- load ---------------------------------------------------------------------------
 
@@ -447,15 +501,20 @@ def _busy(a: tuple[float, int, int], b: tuple[float, int, int]) -> float:
     return (b[1] - a[1]) / (b[2] - a[2]) if b[2] > a[2] else 0.0
 
 
+def namespace_of(client: int) -> str:
+    return f"{REGISTRY}/{NAMESPACES[client % len(NAMESPACES)]}"
+
+
 def measure(bench: Bench) -> None:
+    """The closed-loop part: each client sends its next request when the previous answer is in."""
     args = bench.args
-    run_tag = f"r{int(time.time()) % 100000}"
+    run_tag = bench.run_tag
     clients = args.clients
     per_client_create = max(1, args.creates // clients)
     per_client_list = max(1, args.lists // clients)
     rng = random.Random(7)
-    serial = itertools.count()  # every create a distinct source across phases: none deduplicated
-    ns_for = [f"{REGISTRY}/{NAMESPACES[i % len(NAMESPACES)]}" for i in range(clients)]
+    serial = bench.serial  # every create a distinct source across phases: none deduplicated
+    ns_for = [namespace_of(i) for i in range(clients)]
 
     def create_existing_repo(i: int, k: int) -> tuple[str, str, dict[str, Any]]:
         # A new tag of a repository the namespace already holds: the common case.
@@ -581,6 +640,173 @@ def measure(bench: Bench) -> None:
     }
 
 
+def warm_up_paced(bench: Bench) -> None:
+    """Warm the new workers (a create's first Celery publish opens the broker connection, ...),
+    then forget the throttle histories so that every client starts the paced phase with its
+    whole budget. Well under the limits itself: 2 lists and 2 creates per client."""
+
+    def request(i: int, k: int) -> tuple[str, str, dict[str, Any] | None]:
+        if k % 2:
+            return ("GET", PACED_LISTS[(k // 2) % len(PACED_LISTS)], None)
+        source = f"library/img{k}:{bench.run_tag}-w{i}-{next(bench.serial)}"
+        return ("POST", "/api/v1/jobs/", {"source": source, "kind": "copy", "namespace": namespace_of(i)})
+
+    bench.run_phase("warm-up (default limits)", bench.tokens, 4, request, (200, 201))
+    bench.run_phase(
+        "warm-up staff (default limits)",
+        bench.staff_tokens,
+        2,
+        lambda i, k: ("GET", "/api/v1/jobs/?all=true", None),
+        (200,),
+    )
+    log(f"forgot {bench.forget_throttles()} throttle histories of the warm-up")
+
+
+def measure_paced(bench: Bench) -> None:
+    """The paced part: open loop, each client on its own fixed schedule, under the default limits.
+
+    Client i sends request k at t0 + offset_i + k * PACED_INTERVAL, whatever the answers take
+    (offset_i random in [0, PACED_INTERVAL)). A client that falls behind sends at once; its
+    latency is counted from the actual send, and how late the send was is recorded, so the
+    report shows whether the clients kept their schedule. Each client is its own user and token:
+    the limits are per token (requests) and per user (creations).
+    """
+    import requests
+
+    args = bench.args
+    duration = args.paced_seconds
+    tokens = bench.tokens
+    rng = random.Random(11)
+    offsets = [rng.uniform(0, PACED_INTERVAL) for _ in tokens]
+    # (kind, latency ms or None, lateness s, error or None, status or None, sent at s) per request
+    records: list[list[tuple[str, float | None, float, str | None, int | None, float]]] = [[] for _ in tokens]
+    start_at = time.perf_counter() + 1.0  # all threads started and waiting by then
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {tokens[index]}"
+        own = random.Random(1000 + index)
+        namespace = namespace_of(index)
+        # Which request of each 6 is this client's create: spread over the clients, so that the
+        # 20 creates of a round are not all sent in the same 1.05 s.
+        create_slot = (PACED_CREATE_EVERY - 1 - index) % PACED_CREATE_EVERY
+        lists_sent = 0
+        k = 0
+        while True:
+            scheduled = start_at + offsets[index] + k * PACED_INTERVAL
+            if scheduled >= start_at + duration:
+                break
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if k % PACED_CREATE_EVERY == create_slot:
+                kind, method, path, expect = "create", "POST", "/api/v1/jobs/", 201
+                # A new tag of a repository the namespace already holds, a source never used before.
+                img = own.randrange(REPOS_PER_NAMESPACE)
+                source = f"library/img{img}:{bench.run_tag}-p{index}-{next(bench.serial)}"
+                body: dict[str, Any] | None = {"source": source, "kind": "copy", "namespace": namespace}
+            else:
+                kind, method, expect, body = "list", "GET", 200, None
+                path = PACED_LISTS[lists_sent % len(PACED_LISTS)]
+                lists_sent += 1
+            k += 1
+            sent = time.perf_counter()
+            late = max(0.0, sent - scheduled)
+            at = sent - start_at
+            try:
+                response = session.request(method, bench.base + path, json=body, timeout=30)
+                response.content  # noqa: B018 - read the whole body inside the timing
+                elapsed_ms = (time.perf_counter() - sent) * 1000
+            except requests.RequestException as exc:
+                records[index].append((kind, None, late, repr(exc), None, at))
+                continue
+            if response.status_code != expect:
+                error = f"{kind} {path}: {response.status_code} {response.text[:200]}"
+                records[index].append((kind, None, late, error, response.status_code, at))
+            else:
+                records[index].append((kind, elapsed_ms, late, None, response.status_code, at))
+        session.close()
+
+    log(
+        f"paced: {len(tokens)} clients for {duration:.0f} s, a request every {PACED_INTERVAL} s each, "
+        f"every {PACED_CREATE_EVERY}th a create"
+    )
+    before, own_before, t0 = _load(), time.process_time(), time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(len(tokens))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        # The last request is scheduled before start_at + duration and times out after 30 s.
+        thread.join(timeout=max(1.0, start_at + duration + 40 - time.perf_counter()))
+    if any(thread.is_alive() for thread in threads):
+        raise TimeoutError("the paced phase's clients did not finish")
+    wall = time.perf_counter() - max(t0, start_at)
+    busy = round(_busy(before, _load()), 2)
+    client_cores = round((time.process_time() - own_before) / (time.perf_counter() - t0), 2)
+
+    flat = [r for per in records for r in per]
+    phases = []
+    for kind, name, expected in (
+        ("create", "paced: create (existing repository)", 201),
+        ("list", "paced: list (4 kinds, cycled)", 200),
+    ):
+        mine = [r for r in flat if r[0] == kind]
+        all_ms = sorted(r[1] for r in mine if r[1] is not None)
+        errs = [r[3] for r in mine if r[3] is not None]
+        late_ms = sorted(r[2] * 1000 for r in mine)
+        result = {
+            "phase": name,
+            "clients": len(tokens),
+            "expected_status": expected,
+            "sent": len(mine),
+            "requests": len(all_ms),
+            "errors": len(errs),
+            "throttled_429": sum(1 for r in mine if r[4] == 429),
+            "error_samples": errs[:5],
+            "wall_s": round(wall, 2),
+            "throughput_rps": round(len(all_ms) / wall, 1) if wall else 0.0,
+            "p50_ms": round(percentile(all_ms, 50), 1),
+            "p95_ms": round(percentile(all_ms, 95), 1),
+            "p99_ms": round(percentile(all_ms, 99), 1),
+            "max_ms": round(all_ms[-1], 1) if all_ms else None,
+            "late_p99_ms": round(percentile(late_ms, 99), 1),
+            "late_max_ms": round(late_ms[-1], 1) if late_ms else None,
+            "cpu_busy": busy,
+            "client_cpu_cores": client_cores,
+        }
+        phases.append(result)
+        log(
+            f"{name}: {result['requests']} ok, {result['errors']} errors ({result['throttled_429']} "
+            f"of them 429), p50 {result['p50_ms']} p95 {result['p95_ms']} p99 {result['p99_ms']} "
+            f"max {result['max_ms']} ms, {result['throughput_rps']} req/s; sends late by at most "
+            f"{result['late_max_ms']} ms (p99 {result['late_p99_ms']} ms)"
+        )
+        if errs:
+            log(f"  first errors: {errs[:3]}")
+    throttled = sum(p["throttled_429"] for p in phases)
+    per_client = [len(per) for per in records]
+    bench.results["paced"] = {
+        "seconds": duration,
+        "interval_s": PACED_INTERVAL,
+        "create_every": PACED_CREATE_EVERY,
+        "lists": PACED_LISTS,
+        "limits": "defaults (API_RATE and API_JOB_CREATE_RATE unset: 60/minute, 10/minute)",
+        "requests_per_client": {"min": min(per_client), "max": max(per_client)},
+        "throttled_429": throttled,
+        "late_max_ms": max((p["late_max_ms"] or 0.0) for p in phases),
+        "phases": phases,
+        # Every request: client, kind, sent at (s after the start), latency ms (None: error),
+        # how late the send was (ms), HTTP status (None: no answer).
+        "samples": [
+            [i, r[0], round(r[5], 3), None if r[1] is None else round(r[1], 1), round(r[2] * 1000, 1), r[4]]
+            for i, per in enumerate(records)
+            for r in per
+        ],
+    }
+    if throttled:
+        log(f"!!! {throttled} paced requests were refused with 429: the schedule broke a limit !!!")
+
+
 def machine() -> dict[str, Any]:
     import psycopg
 
@@ -638,7 +864,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"{'phase':36} {'c':>2} {'n':>5} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'req/s':>7} {'target':>14} {'busy':>4} {'cli':>4}"
     )
-    for r in results.get("phases", []):
+    paced = results.get("paced", {})
+    for r in results.get("phases", []) + paced.get("phases", []):
         target = ""
         if "create" in r["phase"]:
             target = f"p95<={TARGET_CREATE_P95_MS:.0f} " + (
@@ -656,6 +883,15 @@ def print_table(results: dict[str, Any]) -> None:
         "(milliseconds, client-side, per request; c = concurrent clients; busy = whole machine's CPU"
         " share; cli = cores used by the bench's own client threads)"
     )
+    if paced:
+        print(
+            f"paced: {paced['seconds']:.0f} s at the default limits, a request every {paced['interval_s']} s"
+            f" per client ({paced['requests_per_client']['min']}-{paced['requests_per_client']['max']}"
+            f" each), every {paced['create_every']}th a create; sends late by at most"
+            f" {paced['late_max_ms']} ms; 429 answers: {paced['throttled_429']}"
+        )
+        if paced["throttled_429"]:
+            print(f"!!! {paced['throttled_429']} PACED REQUESTS WERE THROTTLED (429): see error_samples !!!")
 
 
 def main() -> int:
@@ -671,13 +907,29 @@ def main() -> int:
     parser.add_argument("--creates", type=int, default=2000)
     parser.add_argument("--lists", type=int, default=2000)
     parser.add_argument("--spread-days", type=float, default=180.0)
-    parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=300.0,
+        help="closed-loop phases not started by then (from the start of the run) are skipped",
+    )
+    parser.add_argument(
+        "--paced-seconds",
+        type=float,
+        default=90.0,
+        help="length of the paced phase at the default API limits, after the closed-loop ones (0: skip it)",
+    )
+    parser.add_argument(
+        "--paced-only", action="store_true", help="seed, then run only the paced phase (no closed loop)"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--wait-seconds", type=float, default=900.0, help="wait this long for bench/run.py")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (gunicorn log)")
     args = parser.parse_args()
     if args.clients > args.users:
         parser.error("--clients must not exceed --users (each client is its own user)")
+    if args.paced_seconds < 0 or (args.paced_only and args.paced_seconds == 0):
+        parser.error("--paced-seconds must be positive (or 0 to skip the paced phase, without --paced-only)")
     if "/11" in args.redis_url.rsplit(":", 1)[-1]:
         parser.error("Redis DB 11 belongs to bench/run.py")
     # bench/run.py (the engine benchmark) shares these 2 cores: wait for it, and watch for it.
@@ -692,22 +944,35 @@ def main() -> int:
     watcher.start()
 
     bench = Bench(args)
-    bench.deadline = time.monotonic() + args.max_seconds  # type: ignore[attr-defined]
     started = time.monotonic()
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
-    timer = threading.Timer(args.max_seconds + 60, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    # The last resort: the closed-loop budget, the paced phase with its server's start, a margin.
+    paced_budget = args.paced_seconds + 120 if args.paced_seconds else 0
+    timer = threading.Timer(
+        args.max_seconds + paced_budget + 60, lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
     timer.daemon = True
     timer.start()
     try:
         bench.results["machine"] = machine()
         bench.results["machine"]["load_before"] = round(os.getloadavg()[0], 2)
         bench.setup()
-        bench.start_server()
-        measure(bench)
+        if not args.paced_only:
+            bench.start_server(RAISED_LIMITS)
+            measure(bench)
+            bench.stop_server()
+        if args.paced_seconds:
+            # Forget the closed loop's throttle histories (and its dispatch messages), then serve
+            # with the product's own limits.
+            bench.redis_flush()
+            bench.start_server({})
+            bench.deadline = time.monotonic() + args.paced_seconds + 120
+            warm_up_paced(bench)
+            measure_paced(bench)
     finally:
         timer.cancel()
         bench.stop_server()
@@ -726,7 +991,7 @@ def main() -> int:
     bench.results["seconds"] = round(time.monotonic() - started, 1)
     bench.results["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     print_table(bench.results)
-    log(f"whole run {bench.results['seconds']} s; load {bench.results['load']}")
+    log(f"whole run {bench.results['seconds']} s; load {bench.results.get('load')}")
     if args.json:
         args.json.write_text(json.dumps(bench.results, indent=2, default=str))
     return 0
