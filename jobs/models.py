@@ -265,6 +265,8 @@ class SyncJob(models.Model):
                 condition=Q(status__in=["pending", "dispatching", "queued", "running"]),
             ),
             models.Index(fields=["-created_at"], name="jobs_newest"),
+            # Everyone's jobs in one status (staff's "what failed lately"): the page and its count.
+            models.Index(fields=["status", "-created_at"], name="jobs_status_newest"),
             # The quota counts distinct repositories of jobs that hold one: an index of just
             # those rows lets the count read the index alone.
             models.Index(

@@ -57,9 +57,10 @@ def jobs_in_every_shape() -> list[SyncJob]:
     return [pending, running, failed_sync, orphan]
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai"])  # UTC is shown as Z, others with their offset
 @pytest.mark.parametrize("serializer_class", [JobSerializer, JobDetailSerializer, JobCreatedSerializer])
-def test_the_hand_built_answer_is_what_drf_builds_from_the_declared_fields(serializer_class):
-    with timezone.override("Asia/Shanghai"):  # datetimes are shown in the current time zone, as DRF does
+def test_the_hand_built_answer_is_what_drf_builds_from_the_declared_fields(serializer_class, zone):
+    with timezone.override(zone):  # datetimes are shown in the current time zone, as DRF does
         for job in jobs_in_every_shape():
             job = SyncJob.objects.select_related("namespace", "owner").get(pk=job.pk)
             job.deduplicated = job.status == "pending"
