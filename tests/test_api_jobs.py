@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.api import views as api_views
+from jobs import pagination
 from jobs.models import SyncJob
 from jobs.services import job_create, job_transition
 from tests.api_support import API, client_for, fresh_throttles  # noqa: F401
@@ -292,7 +292,7 @@ def test_the_list_is_paginated(alice, team_namespace):
 def test_past_the_count_limit_the_count_is_a_lower_bound_and_every_page_is_reachable(
     alice, team_namespace, monkeypatch
 ):
-    monkeypatch.setattr(api_views, "COUNT_LIMIT", 5)
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 5)
     JobFactory.create_batch(12, owner=alice, namespace=team_namespace, status="failed")
     client = client_for(alice)
     first = client.get(f"{API}/jobs/", {"page_size": 2}).json()

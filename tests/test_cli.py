@@ -387,11 +387,11 @@ def test_list_filters_and_prints_json_for_scripts(cli, alice, bob, team_namespac
 
 
 def test_list_says_when_the_count_is_only_a_lower_bound(cli, alice, team_namespace, monkeypatch):
-    from jobs.api import views as api_views
+    from jobs import pagination
 
     JobFactory.create_batch(3, owner=alice, namespace=team_namespace, status="succeeded")
     assert cli.run("list", "--limit", "1").stdout.splitlines()[-1] == "(1 of 3; --limit shows more)"
-    monkeypatch.setattr(api_views, "COUNT_LIMIT", 2)  # the server counts at most 2 jobs
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 2)  # the server counts at most 2 jobs
     assert cli.run("list", "--limit", "1").stdout.splitlines()[-1] == "(1 of 2+; --limit shows more)"
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs import pagination
 from jobs.models import SyncJob
 from jobs.services import job_transition
 from tests.factories import JobFactory, NamespaceFactory
@@ -129,6 +130,23 @@ def test_pagination_keeps_the_filters(client, alice, team_namespace):
     second = client.get(HOME, {"status": "failed", "page": 2})
     assert len(listed(second)) == 5
     assert listed(client.get(HOME, {"page": "999"})) == listed(second)  # past the end: the last page
+
+
+@pytest.mark.django_db
+def test_past_the_count_limit_the_pages_say_so_and_all_stay_reachable(client, staff, monkeypatch):
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 30)  # the list counts at most 30 jobs
+    everyone = JobFactory.create_batch(60, status="succeeded")
+    client.force_login(staff)
+    first = client.get(HOME, {"scope": "all"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Page 1 of 2+" in first and "30+ jobs, newest first" in first
+    seen = listed(client.get(HOME, {"scope": "all"}))
+    seen += listed(client.get(HOME, {"scope": "all", "page": 2}))
+    third = client.get(HOME, {"scope": "all", "page": 3})
+    assert "第 3 / 3 页" in third.content.decode()  # counted as far as the asked page needs
+    seen += listed(third)
+    assert sorted(seen) == sorted(job.pk for job in everyone)
+    chinese = client.get(HOME, {"scope": "all"}, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "第 1 / 2+ 页" in chinese and "共 30+ 个任务" in chinese
 
 
 @pytest.mark.django_db

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
 
-from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, QuerySet, Value
 from django.urls import Resolver404, resolve, reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
@@ -21,7 +20,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
-from jobs import selectors, services, submit
+from jobs import pagination, selectors, services, submit
 from jobs.api import schema  # noqa: F401 - registers the token scheme with drf-spectacular
 from jobs.api.schema import BAD_INPUT, CONFLICT, NOT_FOUND, responses
 from jobs.api.serializers import (
@@ -62,31 +61,6 @@ DEDUPLICATED = OpenApiResponse(
 )
 
 
-# Counting every matching job costs a scan of all of them (the whole table for staff's
-# ``all=true``: ~30 ms at 100,000 jobs), on every page. The count stops here instead.
-COUNT_LIMIT = 1000
-
-
-class LimitedCountPaginator(Paginator):
-    """A paginator whose count stops at ``count_limit`` rows (None: counts them all)."""
-
-    def __init__(self, object_list: Any, per_page: int, *, count_limit: int | None) -> None:
-        super().__init__(object_list, per_page)
-        self.count_limit = count_limit
-
-    @cached_property
-    def count(self) -> int:
-        if self.count_limit is None:
-            return super().count
-        # Without the page's ordering: any ``count_limit`` rows will do, so PostgreSQL need
-        # not walk the jobs newest first, testing each, until enough of them match.
-        return self.object_list.order_by()[: self.count_limit].count()
-
-    @property
-    def count_exact(self) -> bool:
-        return self.count_limit is None or self.count < self.count_limit
-
-
 class JobPagination(PageNumberPagination):
     """Pages of jobs with ``count``, exact up to 1,000 jobs; ``count_exact`` says whether it is.
 
@@ -98,13 +72,12 @@ class JobPagination(PageNumberPagination):
     max_page_size = 100
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
-        page = request.query_params.get(self.page_query_param, "1")
-        count_limit: int | None = COUNT_LIMIT
-        if page in self.last_page_strings:
-            count_limit = None  # "last" needs the true number of pages
-        elif page.isascii() and page.isdigit() and len(page) < 10:
-            count_limit = max(COUNT_LIMIT, int(page) * (self.get_page_size(request) or 0) + 1)
-        self.django_paginator_class = partial(LimitedCountPaginator, count_limit=count_limit)
+        count_limit = pagination.count_limit_for(
+            request.query_params.get(self.page_query_param),
+            self.get_page_size(request) or 0,
+            last_page_strings=tuple(self.last_page_strings),
+        )
+        self.django_paginator_class = partial(pagination.LimitedCountPaginator, count_limit=count_limit)
         return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response(self, data: Any) -> Response:
@@ -117,7 +90,8 @@ class JobPagination(PageNumberPagination):
         paginated["required"] = [*paginated.get("required", []), "count_exact"]
         paginated["properties"]["count_exact"] = {
             "type": "boolean",
-            "description": f"False when there are more than {COUNT_LIMIT} jobs: count is then a lower bound.",
+            "description": f"False when there are more than {pagination.COUNT_LIMIT} jobs: count is then "
+            "a lower bound.",
         }
         return paginated
 

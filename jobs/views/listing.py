@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from jobs.forms import JobFilterForm
 from jobs.models import SyncJob
+from jobs.pagination import LimitedCountPaginator, count_limit_for
 from jobs.views.common import elapsed, status_payload, visible_jobs
 
 PAGE_SIZE = 25
@@ -36,7 +36,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
         jobs = jobs.filter(kind=kind)
     if namespace := filters.get("namespace"):
         jobs = jobs.filter(namespace=namespace)
-    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    jobs = jobs.defer("result", "log_excerpt")  # only the job's own page shows them
+    count_limit = count_limit_for(request.GET.get("page"), PAGE_SIZE)
+    page = LimitedCountPaginator(jobs, PAGE_SIZE, count_limit=count_limit).get_page(request.GET.get("page"))
     now = timezone.now()
     # The registry is the namespace's: the list shows the destination without it (the job
     # page has the full reference).
