@@ -70,6 +70,8 @@ def build_item(label: str, kind: str, source: str, target: str, args: argparse.N
         body["namespace"] = (
             int(args.namespace) if args.namespace.isascii() and args.namespace.isdigit() else args.namespace
         )
+    if args.on_clash:
+        body["on_clash"] = args.on_clash
     if kind == "sync":
         if args.include:
             body["tag_include"] = args.include
@@ -362,6 +364,10 @@ def _explain(body: Any, chunk: list[Item], batch: bool) -> str:
             prefix = chunk[0].label if not batch else "batch"
         where = ": ".join(p for p in (prefix, ".".join(path)) if p)
         lines.append(f"  {where}: {message}" if where else f"  {message}")
+        if path and path[-1] == "on_clash":
+            answers = "--on-clash rename or --on-clash keep" if chunk[0].kind == "copy" else "--on-clash keep"
+            if not any(answers in line for line in lines):
+                lines.append(f"  (answer with {answers})")
     return "\n".join(lines)
 
 
@@ -648,6 +654,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("-n", "--namespace", metavar="NS", help="namespace id, REGISTRY/NAMESPACE or name")
         sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        sub.add_argument(
+            "--on-clash",
+            choices=["refuse", "rename", "keep"] if kind == "copy" else ["refuse", "keep"],
+            help="when the image would land in a repository that holds another image's tags "
+            "(bitnami/redis where library/redis is): refuse (default), "
+            + ("rename (to the suggested free name) or keep (mix them)" if kind == "copy" else "or keep (mix them)"),
+        )
         if kind == "copy":
             sub.add_argument(
                 "--pull",

@@ -8,7 +8,7 @@ from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from jobs import batch
+from jobs import submit
 from jobs.models import SyncJob, TargetNamespace, repository_counts
 
 # Enough for a long images.txt, small enough that one request stays quick.
@@ -61,8 +61,8 @@ def _initial_namespace(user: Any, field: NamespaceField) -> int | None:
 class ClashChoice:
     """How the user answered a name-clash warning (the two submit buttons of the warning)."""
 
-    SUGGESTED = batch.SUGGESTED
-    KEEP = batch.KEEP
+    SUGGESTED = submit.RENAME
+    KEEP = submit.KEEP
     CHOICES = ((SUGGESTED, _("Use the suggested name")), (KEEP, _("Keep the name")))
 
 

@@ -9,9 +9,7 @@ message that matches nothing is shown as it is, which is still a clear (English)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
-from django.core.exceptions import ValidationError
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -175,14 +173,3 @@ def localise(message: str) -> str:
             parts = {key: _rule(value) if key == "rule" else value for key, value in match.groupdict().items()}
             return str(template) % parts if parts else str(template)
     return message
-
-
-def localise_all(messages: Iterable[str]) -> list[str]:
-    return [localise(m) for m in messages]
-
-
-def localised_errors(exc: ValidationError) -> dict[str, list[str]]:
-    """A service's ``ValidationError`` keyed by field, its messages localised."""
-    if hasattr(exc, "error_dict"):
-        return {field: localise_all(messages) for field, messages in exc.message_dict.items()}
-    return {"__all__": localise_all(exc.messages)}

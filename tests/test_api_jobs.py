@@ -147,6 +147,40 @@ def test_a_sync_goes_to_the_last_path_component_with_filters(alice, team_namespa
     assert "always goes to" in mismatch.json()["destination"][0]
 
 
+def test_a_copy_that_would_mix_two_images_is_refused_until_answered(alice, team_namespace):
+    first = post(alice, {"source": "redis:7", "namespace": "team"})
+    assert first.status_code == 201 and first.json()["destination"] == f"{HOST}/team/redis:7"
+    clash = post(alice, {"source": "bitnami/redis:7", "namespace": "team"})
+    assert clash.status_code == 400
+    (message,) = clash.json()["on_clash"]
+    assert "bitnami/redis:7 would be copied into a repository that holds another image" in message
+    assert '"rename" to copy it to team/bitnami-redis:7' in message
+    assert SyncJob.objects.count() == 1
+    renamed = post(alice, {"source": "bitnami/redis:7", "namespace": "team", "on_clash": "rename"})
+    assert renamed.status_code == 201 and renamed.json()["destination"] == f"{HOST}/team/bitnami-redis:7"
+    kept = post(alice, {"source": "bitnami/redis:8", "namespace": "team", "on_clash": "keep"})
+    assert kept.status_code == 201 and kept.json()["destination"] == f"{HOST}/team/redis:8"
+    sync = post(alice, {"kind": "sync", "source": "bitnami/redis", "namespace": "team", "on_clash": "rename"})
+    assert sync.status_code == 400 and '"on_clash": "keep" to mix them' in sync.json()["on_clash"][0]
+    bad = post(alice, {"source": "bitnami/redis:9", "namespace": "team", "on_clash": "overwrite"})
+    assert bad.status_code == 400 and "on_clash" in bad.json()
+
+
+def test_a_batch_reports_a_clash_between_its_own_items_by_index(alice, team_namespace):
+    body = {"jobs": [{"source": "redis:7", "namespace": "team"}, {"source": "bitnami/redis:7", "namespace": "team"}]}
+    refused = post(alice, body)
+    assert refused.status_code == 400
+    assert list(refused.json()["jobs"]) == ["1"] and "on_clash" in refused.json()["jobs"]["1"]
+    assert not SyncJob.objects.exists()
+    body["jobs"][1]["on_clash"] = "rename"
+    created = post(alice, body)
+    assert created.status_code == 201
+    assert [job["destination"] for job in created.json()["jobs"]] == [
+        f"{HOST}/team/redis:7",
+        f"{HOST}/team/bitnami-redis:7",
+    ]
+
+
 def test_an_identical_active_job_is_returned_with_200_and_deduplicated(alice, team_namespace):
     first = post(alice, {"source": "nginx:1.27"}).json()
     again = post(alice, {"source": "docker.io/library/nginx:1.27", "namespace": "team"})

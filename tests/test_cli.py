@@ -149,6 +149,18 @@ def test_a_namespace_alone_as_destination_keeps_the_source_name(cli, alice):
     ]
 
 
+def test_a_clash_is_explained_and_answered_with_on_clash(cli, alice):
+    assert cli.run("copy", "redis:7", "-y").returncode == 0
+    refused = cli.run("copy", "bitnami/redis:7", "-y")
+    assert refused.returncode != 0
+    assert "team/bitnami-redis:7" in refused.stderr and "(answer with --on-clash rename or --on-clash keep)" in refused.stderr
+    assert cli.run("copy", "bitnami/redis:7", "-y", "--on-clash", "rename").returncode == 0
+    assert SyncJob.objects.filter(destination=f"{HOST}/team/bitnami-redis:7").exists()
+    sync = cli.run("sync", "bitnami/redis", "-y")
+    assert sync.returncode != 0 and "(answer with --on-clash keep)" in sync.stderr
+    assert cli.run("sync", "bitnami/redis", "-y", "--on-clash", "rename").returncode == 2  # not a choice for sync
+
+
 def test_sync_takes_a_scope_and_tag_filters_and_ignores_a_destination_tag_as_exec_sh(cli, alice):
     result = cli.run("sync", "bitnami/redis", "team", "--include", r"^7\.", "--exclude=-rc", "-y")
     assert result.returncode == 0, result.stderr

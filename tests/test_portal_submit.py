@@ -271,7 +271,7 @@ def test_a_batch_warns_of_clashes_between_its_own_lines(as_alice, team_namespace
     page = as_alice.post(BATCH, batch_form(team_namespace, text), HTTP_ACCEPT_LANGUAGE="en")
     assert page.status_code == 200 and not SyncJob.objects.exists()
     (clash,) = page.context["outcome"].clashes
-    assert (clash.line, clash.suggestion) == (2, "team/bitnami-redis:7")
+    assert (clash.key, clash.suggestion) == (2, "team/bitnami-redis:7")
 
     as_alice.post(BATCH, batch_form(team_namespace, text, clash="suggested"))
     assert sorted(SyncJob.objects.values_list("destination", flat=True)) == [

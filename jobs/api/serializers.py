@@ -104,6 +104,14 @@ class JobInput(serializers.Serializer):
         default="",
         help_text="Sync only: skip tags matching this regular expression.",
     )
+    on_clash = serializers.ChoiceField(
+        choices=["refuse", "rename", "keep"],
+        default="refuse",
+        help_text="When the image would land in a repository that holds another image's tags "
+        "(bitnami/redis into a namespace that holds library/redis): refuse (400, nothing created), "
+        "rename (copy to the suggested free name, e.g. team/bitnami-redis:7; copies only), "
+        "or keep (mix them knowingly).",
+    )
 
 
 @extend_schema_field({"$ref": "#/components/schemas/JobInputRequest"})

@@ -184,27 +184,33 @@ class JobViewSet(
             )
         item = JobInput(data=data)
         item.is_valid(raise_exception=True)
-        job, created = submit.job_submit(owner=request.user, **item.validated_data)
+        outcome = submit.submit_all(owner=request.user, items=[_item(0, item.validated_data)])
+        if not outcome.submitted:
+            raise ValidationError(_refusals(outcome)["0"])
+        [(_key, job, created)] = outcome.jobs
         JobCreateThrottle.record(request, self, int(created))
         body = JobCreatedSerializer(_marked(job, created)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def _create_batch(self, raw_items: list[Any]) -> Response:
-        valid: list[tuple[int, dict[str, Any]]] = []
-        shape_errors: dict[str, Any] = {}
+        items: list[submit.Item] = []
+        shape_errors: list[submit.ItemError] = []
         for index, raw in enumerate(raw_items):
             item = JobInput(data=raw)
             if item.is_valid():
-                valid.append((index, item.validated_data))
+                items.append(_item(index, item.validated_data))
             else:
-                shape_errors[str(index)] = item.errors
-        try:
-            submitted = submit.jobs_submit_all(owner=self.request.user, items=valid, errors=shape_errors)
-        except submit.BatchRefused as exc:
-            raise ValidationError({"jobs": exc.errors}) from exc
-        created = sum(was_created for _job, was_created in submitted)
+                shape_errors += [
+                    submit.ItemError(index, name, str(message))
+                    for name, messages in item.errors.items()
+                    for message in messages
+                ]
+        outcome = submit.submit_all(owner=self.request.user, items=items, known_errors=shape_errors)
+        if not outcome.submitted:
+            raise ValidationError({"jobs": _refusals(outcome)})
+        created = sum(was_created for _key, _job, was_created in outcome.jobs)
         JobCreateThrottle.record(self.request, self, created)
-        jobs = [_marked(job, was_created) for job, was_created in submitted]
+        jobs = [_marked(job, was_created) for _key, job, was_created in outcome.jobs]
         body = JobBatchCreatedSerializer({"jobs": jobs}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -259,6 +265,36 @@ def _jobs_in(data: Any) -> int:
     if isinstance(data, dict) and isinstance(data.get("jobs"), list):
         return max(1, len(data["jobs"]))
     return 1
+
+
+ON_CLASH = {"refuse": "", "rename": submit.RENAME, "keep": submit.KEEP}
+
+
+def _item(index: int, fields: dict[str, Any]) -> submit.Item:
+    fields = dict(fields)
+    return submit.Item(key=index, on_clash=ON_CLASH[fields.pop("on_clash", "refuse")], **fields)
+
+
+def _refusals(outcome: submit.Outcome) -> dict[str, dict[str, list[str]]]:
+    """Why a submission was refused, by item index and field (items sorted by index)."""
+    refused: dict[int, dict[str, list[str]]] = {}
+    for error in outcome.errors:
+        refused.setdefault(int(error.key), {}).setdefault(error.field, []).append(error.message)
+    for clash in outcome.clashes:
+        refused.setdefault(int(clash.key), {}).setdefault("on_clash", []).append(_clash_message(clash))
+    return {str(index): refused[index] for index in sorted(refused)}
+
+
+def _clash_message(clash: submit.Clash) -> str:
+    if clash.suggestion is None:
+        return (
+            f"{clash.source} would be synced into a repository that holds another image's tags: "
+            'send "on_clash": "keep" to mix them, or copy its tags one by one to another name'
+        )
+    return (
+        f"{clash.source} would be copied into a repository that holds another image's tags: "
+        f'send "on_clash": "rename" to copy it to {clash.suggestion} instead, or "keep" to mix them'
+    )
 
 
 def _marked(job: SyncJob, created: bool) -> SyncJob:

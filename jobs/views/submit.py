@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,11 +13,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.models import User
-from jobs.batch import batch_submit, job_clash
-from jobs.forms import BatchForm, ClashChoice, JobForm
-from jobs.localise import localise, localised_errors
+from jobs.submit import Item, submit_all
+from jobs.forms import BatchForm, JobForm
+from jobs.localise import localise
 from jobs.models import TargetNamespace
-from jobs.services import job_create
 from jobs.views.common import submit_limit
 
 # What a link may pre-fill on the form (the "submit again with changes" link of a job page).
@@ -31,11 +29,6 @@ def _remember_namespace(user: Any, namespace: TargetNamespace) -> None:
         user.default_namespace_id = namespace.pk
 
 
-def _add_service_errors(form: JobForm, exc: ValidationError) -> None:
-    for field, problems in localised_errors(exc).items():
-        form.add_error(field if field in form.fields else None, problems)
-
-
 @login_required
 @submit_limit
 def job_new(request: HttpRequest) -> HttpResponse:
@@ -44,37 +37,38 @@ def job_new(request: HttpRequest) -> HttpResponse:
         form = JobForm(request.POST, user=request.user)
         if form.is_valid():
             data = form.cleaned_data
-            namespace, kind = data["namespace"], data["kind"]
-            source, destination = data["source"], data["destination"]
-            clash = job_clash(namespace, kind, source, destination)
-            if clash and data["clash"] == ClashChoice.KEEP:
-                clash = None  # the user was warned and keeps the name
-            elif clash and data["clash"] == ClashChoice.SUGGESTED and clash.suggestion:
-                destination, clash = clash.suggestion, None
-            if clash is None:
-                try:
-                    job, created = job_create(
-                        owner=request.user,
+            namespace = data["namespace"]
+            outcome = submit_all(
+                owner=request.user,
+                items=[
+                    Item(
+                        key=0,
+                        source=data["source"],
+                        kind=data["kind"],
                         namespace=namespace,
-                        kind=kind,
-                        source=source,
-                        destination=destination,
+                        destination=data["destination"],
                         tag_include=data["tag_include"],
                         tag_exclude=data["tag_exclude"],
+                        on_clash=data["clash"] or "",
                     )
-                except ValidationError as exc:
-                    _add_service_errors(form, exc)
+                ],
+            )
+            clash = outcome.clashes[0] if outcome.clashes else None
+            for error in outcome.errors:
+                field = error.field if error.field in form.fields else None
+                form.add_error(field, localise(error.message))
+            if outcome.submitted:
+                [(_key, job, created)] = outcome.jobs
+                _remember_namespace(request.user, namespace)
+                if created:
+                    messages.success(request, _("Job #%(id)d submitted.") % {"id": job.pk})
                 else:
-                    _remember_namespace(request.user, namespace)
-                    if created:
-                        messages.success(request, _("Job #%(id)d submitted.") % {"id": job.pk})
-                    else:
-                        messages.info(
-                            request,
-                            _("The same job is already under way (#%(id)d): it was not submitted twice.")
-                            % {"id": job.pk},
-                        )
-                    return redirect("jobs:detail", pk=job.pk)
+                    messages.info(
+                        request,
+                        _("The same job is already under way (#%(id)d): it was not submitted twice.")
+                        % {"id": job.pk},
+                    )
+                return redirect("jobs:detail", pk=job.pk)
     else:
         initial = {key: request.GET[key] for key in PREFILL if request.GET.get(key)}
         form = JobForm(user=request.user, initial=initial)
@@ -89,12 +83,19 @@ def job_batch(request: HttpRequest) -> HttpResponse:
         form = BatchForm(request.POST, user=request.user)
         if form.is_valid():
             data = form.cleaned_data
-            outcome = batch_submit(
+            outcome = submit_all(
                 owner=request.user,
-                namespace=data["namespace"],
-                kind=data["kind"],
-                entries=data["images"],
-                clash=data["clash"] or "",
+                items=[
+                    Item(
+                        key=line,
+                        source=source,
+                        destination=destination,
+                        kind=data["kind"],
+                        namespace=data["namespace"],
+                        on_clash=data["clash"] or "",
+                    )
+                    for line, source, destination in data["images"]
+                ],
             )
             if outcome.submitted:
                 _remember_namespace(request.user, data["namespace"])
@@ -113,7 +114,7 @@ def job_batch(request: HttpRequest) -> HttpResponse:
                 form.add_error(
                     "images",
                     _("Line %(line)d (%(part)s): %(message)s")
-                    % {"line": error.line, "part": _field_label(error.field), "message": localise(error.message)},
+                    % {"line": error.key, "part": _field_label(error.field), "message": localise(error.message)},
                 )
     else:
         form = BatchForm(user=request.user)
