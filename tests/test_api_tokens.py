@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import threading
+import time
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from accounts.tokens import TOKEN_RE, token_create, token_revoke
 from tests.api_support import API, client_for, fresh_throttles, rates, token_for  # noqa: F401
+from jobs.api.throttles import Window
+from jobs.models import SyncJob
 from tests.factories import JobFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
@@ -268,3 +275,78 @@ def test_admins_list_and_revoke_tokens_but_never_see_or_make_secrets(client, sta
     assert client.get("/admin/accounts/apitoken/add/").status_code == 403
     client.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [row.pk]})
     assert me(f"Bearer {token}").json()["detail"] == "This API token was revoked."
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="threads writing at once need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creations_cannot_exceed_the_limit(alice, team_namespace, settings):
+    # DRF's own throttles read the history, then write it back: requests of the same instant
+    # all saw room. Taking places is now one step (a Lua script in Redis).
+    rates(settings, job_create="3/minute")
+    racers = 8
+    clients = [client_for(alice) for _ in range(racers)]
+    barrier = threading.Barrier(racers)
+    answers: list[int] = []
+    errors: list[BaseException] = []
+
+    def create(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            answers.append(clients[n].post(f"{API}/jobs/", {"source": f"nginx:{n}"}, format="json").status_code)
+        except BaseException as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert sorted(answers) == [201] * 3 + [429] * (racers - 3)
+    assert SyncJob.objects.filter(owner=alice).count() == 3
+
+
+def test_places_of_refused_and_deduplicated_jobs_are_given_back_at_once(alice, team_namespace, settings):
+    rates(settings, job_create="2/minute")
+    client = client_for(alice)
+    for _ in range(5):  # each asks for a place, and gives it back when nothing is created
+        assert client.post(f"{API}/jobs/", {"source": "bad tag"}, format="json").status_code == 400
+    batch = {"jobs": [{"source": "nginx:1"}, {"source": "nginx:1:bad"}]}
+    assert client.post(f"{API}/jobs/", batch, format="json").status_code == 400  # all or nothing
+    assert client.post(f"{API}/jobs/", {"source": "nginx:1"}, format="json").status_code == 201
+    assert client.post(f"{API}/jobs/", {"source": "nginx:1"}, format="json").status_code == 200  # deduplicated
+    assert client.post(f"{API}/jobs/", {"source": "nginx:2"}, format="json").status_code == 201
+    assert client.post(f"{API}/jobs/", {"source": "nginx:3"}, format="json").status_code == 429
+
+
+@pytest.mark.parametrize("backend", ["redis", "local memory"])
+def test_a_window_gives_its_places_to_exactly_as_many_concurrent_takers(settings, backend):
+    if backend == "redis":
+        if not settings.REDIS_URL:  # make test sets it; in CI a skip would hide a broken setup
+            (pytest.fail if os.environ.get("CI") else pytest.skip)("REDIS_URL is not set")
+        location = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL}
+    else:
+        location = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    settings.CACHES = {"default": {**location, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    window = Window("race", limit=3, period=60)
+    racers = 12
+    barrier = threading.Barrier(racers)
+    results: list[tuple[str | None, float]] = []
+
+    def take() -> None:
+        barrier.wait(timeout=10)
+        results.append(window.take(1, now=time.time()))
+
+    threads = [threading.Thread(target=take) for _ in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    taken = [reservation for reservation, _wait in results if reservation]
+    assert len(results) == racers and len(taken) == 3
+    assert all(0 <= wait <= 60 for reservation, wait in results if reservation is None)
+    window.give_back(taken[0], 1)  # one creation did not happen after all
+    assert window.take(1, now=time.time())[0] is not None
+    assert window.take(1, now=time.time())[0] is None

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 
 from accounts.tokens import token_create, token_revoke
-from jobs.api.throttles import JobCreateThrottle
+from jobs.api.throttles import JobCreateThrottle, Window
 from jobs.models import SyncJob
 from jobs.services import job_transition
 from tests.api_support import fresh_throttles, no_dispatch, rates, token_for  # noqa: F401
@@ -266,7 +265,7 @@ def test_a_throttled_request_waits_says_so_and_goes_through(cli, alice, settings
     # One creation 57 s ago fills the minute's single slot for 3 more seconds.
     rates(settings, job_create="1/minute")
     key = JobCreateThrottle.cache_format % {"scope": "job_create", "ident": f"user:{alice.pk}"}
-    cache.set(key, [time.time() - 57], 60)
+    Window(key, limit=1, period=60).take(1, now=time.time() - 57)
     started = time.monotonic()
     result = cli.run("copy", "nginx:1", "-y")
     assert result.returncode == 0, result.stderr

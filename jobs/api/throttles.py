@@ -1,14 +1,24 @@
 """Request limits, kept in the default cache (Redis when REDIS_URL is set, so every web process agrees).
 
-Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` and are read on each request, so a
-settings change (or a test) takes effect without a restart. Like all DRF throttles these are
-not atomic: two requests in the same instant may both pass the last slot.
+Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (``API_RATE``,
+``API_JOB_CREATE_RATE``) and are read on each request, so a settings change (or a test) takes
+effect without a restart.
+
+Each limit is a sliding window: the times of the requests (or job creations) of the last
+period. DRF's own throttles read the list, then write it back, so two requests in the same
+instant could both take the last place. Here, with Redis, checking and taking places is one
+Lua script over a sorted set, so concurrent requests cannot exceed the limit; without Redis
+(the embedded default: one process, a local-memory cache) a lock in the process does the same.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -18,13 +28,99 @@ if TYPE_CHECKING:  # rest_framework.views reads the throttle setting while it is
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+# KEYS[1]: the window; ARGV: now, period (s), limit, places wanted, id of this reservation.
+# Answers {1, ""} when the places were taken, else {0, seconds until there is room}.
+_TAKE = """
+local now, period, limit, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+local held = redis.call('ZCARD', KEYS[1])
+if held + wanted > limit then
+  local freeing = redis.call('ZRANGE', KEYS[1], held + wanted - limit - 1, held + wanted - limit - 1, 'WITHSCORES')
+  -- A taker whose clock read a little earlier than another's may see an event 'from the future'.
+  return {0, tostring(math.min(period, period - (now - tonumber(freeing[2]))))}
+end
+for i = 1, wanted do
+  redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i)
+end
+redis.call('EXPIRE', KEYS[1], math.ceil(period))
+return {1, ''}
+"""
+_local_lock = threading.Lock()
 
-class _SettingsRate(SimpleRateThrottle):
+
+class Window:
+    """The events of the last ``period`` seconds under one cache key, at most ``limit`` of them."""
+
+    def __init__(self, key: str, limit: int, period: float) -> None:
+        self.key, self.limit, self.period = key, limit, period
+
+    def take(self, wanted: int, now: float) -> tuple[str | None, float]:
+        """Take ``wanted`` places at ``now`` if they are free: ``(reservation, 0)``, else
+        ``(None, seconds until enough of them are)``. ``wanted`` must not exceed the limit."""
+        reservation = uuid.uuid4().hex
+        cache = caches["default"]
+        if isinstance(cache, RedisCache):
+            client = cache._cache.get_client(write=True)
+            taken, wait = client.eval(
+                _TAKE, 1, cache.make_key(self.key), now, self.period, self.limit, wanted, reservation
+            )
+            return (reservation, 0.0) if int(taken) else (None, float(wait))
+        with _local_lock:
+            events = [event for event in cache.get(self.key, []) if event[0] > now - self.period]
+            if len(events) + wanted > self.limit:
+                events.sort()
+                freeing = events[len(events) + wanted - self.limit - 1][0]
+                return None, min(self.period, self.period - (now - freeing))
+            events += [(now, f"{reservation}:{i}") for i in range(1, wanted + 1)]
+            cache.set(self.key, events, int(self.period) + 1)
+        return reservation, 0.0
+
+    def give_back(self, reservation: str, places: int) -> None:
+        """Free ``places`` of the places ``reservation`` took (the job creations that did not happen)."""
+        if places <= 0:
+            return
+        members = [f"{reservation}:{i}" for i in range(1, places + 1)]
+        cache = caches["default"]
+        if isinstance(cache, RedisCache):
+            cache._cache.get_client(write=True).zrem(cache.make_key(self.key), *members)
+            return
+        with _local_lock:
+            events = [event for event in cache.get(self.key, []) if event[1] not in members]
+            cache.set(self.key, events, int(self.period) + 1)
+
+
+class _WindowThrottle(SimpleRateThrottle):
+    """A DRF throttle over a ``Window``: ``wanted`` places per request (1 unless said otherwise)."""
+
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
+    def window(self, request: Request, view: APIView) -> Window | None:
+        key = self.get_cache_key(request, view)
+        return None if key is None or self.rate is None else Window(key, self.num_requests, self.duration)
 
-class ApiRateThrottle(_SettingsRate):
+    def places_wanted(self, view: APIView) -> int:
+        return 1
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        window = self.window(request, view)
+        if window is None:
+            return True
+        wanted = min(self.places_wanted(view), self.num_requests)
+        reservation, self.seconds_to_wait = window.take(wanted, self.timer())
+        if reservation is not None:
+            self.taken(view, window, reservation, wanted)
+        return reservation is not None
+
+    def taken(self, view: APIView, window: Window, reservation: str, wanted: int) -> None:
+        pass
+
+    def wait(self) -> float | None:
+        # At least 1 s: DRF omits Retry-After for a wait that rounds to 0.
+        return max(1.0, self.seconds_to_wait)
+
+
+class ApiRateThrottle(_WindowThrottle):
     """Every API request: per token; per user for a browser session; per address when anonymous."""
 
     scope = "api"
@@ -39,11 +135,12 @@ class ApiRateThrottle(_SettingsRate):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class JobCreateThrottle(_SettingsRate):
+class JobCreateThrottle(_WindowThrottle):
     """Job creations per user, counted in jobs actually created (a batch of 3 uses 3).
 
-    ``allow_request`` only checks that ``wanted`` more jobs fit; the view calls ``record``
-    with the number it created, so refused or deduplicated submissions cost nothing here.
+    A request takes a place for every job it asks for (``view.jobs_wanted``) before anything
+    is created; the view then calls ``settle`` with the number it created, which gives the
+    other places back, so refused or deduplicated submissions cost nothing.
     """
 
     scope = "job_create"
@@ -51,33 +148,17 @@ class JobCreateThrottle(_SettingsRate):
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": self.scope, "ident": f"user:{request.user.pk}"}
 
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        if self.rate is None:
-            return True
-        self.key = self.get_cache_key(request, view)
-        self.history = self.cache.get(self.key, [])
-        self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
-        self.wanted = min(getattr(view, "jobs_wanted", 1), self.num_requests)
-        return len(self.history) + self.wanted <= self.num_requests
+    def places_wanted(self, view: APIView) -> int:
+        return max(1, getattr(view, "jobs_wanted", 1))
 
-    def wait(self) -> float | None:
-        # Until enough of the oldest creations leave the window to make room for ``wanted``.
-        excess = len(self.history) + self.wanted - self.num_requests
-        if excess <= 0 or not self.history:
-            return None
-        oldest_to_expire = self.history[len(self.history) - excess]
-        # At least 1 s: DRF omits Retry-After for a wait that rounds to 0.
-        return max(1.0, self.duration - (self.now - oldest_to_expire))
+    def taken(self, view: APIView, window: Window, reservation: str, wanted: int) -> None:
+        view.creation_places = (window, reservation, wanted)  # type: ignore[attr-defined]
 
-    @classmethod
-    def record(cls, request: Request, view: APIView, count: int) -> None:
-        throttle = cls()
-        if throttle.rate is None or count <= 0:
-            return
-        key = throttle.get_cache_key(request, view)
-        now = throttle.timer()
-        history: list[Any] = [t for t in throttle.cache.get(key, []) if t > now - throttle.duration]
-        history[:0] = [now] * count
-        throttle.cache.set(key, history, throttle.duration)
+    @staticmethod
+    def settle(view: Any, created: int) -> None:
+        """Give back the places taken for this request but not used by a created job."""
+        places = getattr(view, "creation_places", None)
+        if places is not None:
+            window, reservation, wanted = places
+            window.give_back(reservation, wanted - min(created, wanted))
+            view.creation_places = None

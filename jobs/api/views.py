@@ -118,6 +118,12 @@ class JobViewSet(
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         return JobDetailSerializer if self.action == "retrieve" else JobSerializer
 
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        # Every answer passes here, errors included: the creation places taken for jobs that
+        # were not created (refused, deduplicated) are given back.
+        JobCreateThrottle.settle(self, getattr(self, "jobs_created", 0))
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = super().get_throttles()
         if self.action in ("create", "retry"):
@@ -188,7 +194,7 @@ class JobViewSet(
         if not outcome.submitted:
             raise ValidationError(_refusals(outcome)["0"])
         [(_key, job, created)] = outcome.jobs
-        JobCreateThrottle.record(request, self, int(created))
+        self.jobs_created = int(created)
         body = JobCreatedSerializer(_marked(job, created)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -209,7 +215,7 @@ class JobViewSet(
         if not outcome.submitted:
             raise ValidationError({"jobs": _refusals(outcome)})
         created = sum(was_created for _key, _job, was_created in outcome.jobs)
-        JobCreateThrottle.record(self.request, self, created)
+        self.jobs_created = created
         jobs = [_marked(job, was_created) for _key, job, was_created in outcome.jobs]
         body = JobBatchCreatedSerializer({"jobs": jobs}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -256,7 +262,7 @@ class JobViewSet(
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         job, created = services.job_retry(job=self.get_object(), actor=request.user)
-        JobCreateThrottle.record(request, self, int(created))
+        self.jobs_created = int(created)
         body = JobCreatedSerializer(_marked(job, created)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
