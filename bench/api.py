@@ -93,6 +93,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def latency_summary(sorted_ms: list[float], errors: list[Any], wall: float) -> dict[str, Any]:
+    """Counts, throughput and nearest-rank percentiles of one phase's successful requests."""
+    return {
+        "requests": len(sorted_ms),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(len(sorted_ms) / wall, 1) if wall else 0.0,
+        "p50_ms": round(percentile(sorted_ms, 50), 1),
+        "p95_ms": round(percentile(sorted_ms, 95), 1),
+        "p99_ms": round(percentile(sorted_ms, 99), 1),
+        "max_ms": round(sorted_ms[-1], 1) if sorted_ms else None,
+    }
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -468,15 +483,7 @@ class Bench:
         result = {
             "phase": name,
             "clients": len(tokens),
-            "requests": len(all_ms),
-            "errors": len(errs),
-            "error_samples": errs[:5],
-            "wall_s": round(wall, 2),
-            "throughput_rps": round(len(all_ms) / wall, 1) if wall else 0.0,
-            "p50_ms": round(percentile(all_ms, 50), 1),
-            "p95_ms": round(percentile(all_ms, 95), 1),
-            "p99_ms": round(percentile(all_ms, 99), 1),
-            "max_ms": round(all_ms[-1], 1) if all_ms else None,
+            **latency_summary(all_ms, errs, wall),
         }
         log(
             f"{name}: {result['requests']} ok, {result['errors']} errors, p50 {result['p50_ms']} "
@@ -759,16 +766,8 @@ def measure_paced(bench: Bench) -> None:
             "clients": len(tokens),
             "expected_status": expected,
             "sent": len(mine),
-            "requests": len(all_ms),
-            "errors": len(errs),
+            **latency_summary(all_ms, errs, wall),
             "throttled_429": sum(1 for r in mine if r[4] == 429),
-            "error_samples": errs[:5],
-            "wall_s": round(wall, 2),
-            "throughput_rps": round(len(all_ms) / wall, 1) if wall else 0.0,
-            "p50_ms": round(percentile(all_ms, 50), 1),
-            "p95_ms": round(percentile(all_ms, 95), 1),
-            "p99_ms": round(percentile(all_ms, 99), 1),
-            "max_ms": round(all_ms[-1], 1) if all_ms else None,
             "late_p99_ms": round(percentile(late_ms, 99), 1),
             "late_max_ms": round(late_ms[-1], 1) if late_ms else None,
             "cpu_busy": busy,

@@ -837,20 +837,17 @@ def destination_clash(namespace: TargetNamespace, source: str, destination: str)
 
 
 def _held_by_another_source(namespace: TargetNamespace, repository: str, source_name: str) -> bool:
-    """Whether a succeeded or active job put another source repository into ``repository``."""
-    sources = (
+    """Whether a succeeded or active job put another source repository into ``repository``.
+
+    Sources are stored normalised: a copy's as ``name:tag`` or ``name@digest`` (or both), a
+    sync's as the bare ``name``; so a job of the same source repository is one whose source
+    is ``source_name`` or starts with it followed by ':' or '@'.
+    """
+    return (
         SyncJob.objects.filter(namespace=namespace, destination_repository=repository)
         .exclude(status__in=NOT_HOLDING)
-        .order_by()
-        .values_list("source", flat=True)
-        .distinct()[:100]
+        .exclude(source=source_name)
+        .exclude(source__startswith=f"{source_name}:")
+        .exclude(source__startswith=f"{source_name}@")
+        .exists()
     )
-    for text in sources:
-        # A copy stores a full reference, a sync only the repository name.
-        held = text if "@" in text or _names_a_tag(text) else f"{text}:latest"
-        try:
-            if parse_reference(held).name != source_name:
-                return True
-        except InvalidReference:
-            continue
-    return False

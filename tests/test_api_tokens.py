@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import re
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -22,6 +21,7 @@ from accounts.tokens import TOKEN_RE, token_create, token_revoke
 from tests.api_support import API, client_for, fresh_throttles, rates, token_for  # noqa: F401
 from jobs.api.throttles import Window
 from jobs.models import SyncJob
+from tests.concurrency import at_once
 from tests.factories import JobFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
@@ -285,25 +285,9 @@ def test_concurrent_creations_cannot_exceed_the_limit(alice, team_namespace, set
     rates(settings, job_create="3/minute")
     racers = 8
     clients = [client_for(alice) for _ in range(racers)]
-    barrier = threading.Barrier(racers)
-    answers: list[int] = []
-    errors: list[BaseException] = []
-
-    def create(n: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            answers.append(clients[n].post(f"{API}/jobs/", {"source": f"nginx:{n}"}, format="json").status_code)
-        except BaseException as exc:  # reported below; a thread cannot fail the test itself
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create, args=(n,)) for n in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
+    answers = at_once(
+        lambda n: clients[n].post(f"{API}/jobs/", {"source": f"nginx:{n}"}, format="json").status_code, racers
+    )
     assert sorted(answers) == [201] * 3 + [429] * (racers - 3)
     assert SyncJob.objects.filter(owner=alice).count() == 3
 
@@ -332,18 +316,7 @@ def test_a_window_gives_its_places_to_exactly_as_many_concurrent_takers(settings
     settings.CACHES = {"default": {**location, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
     window = Window("race", limit=3, period=60)
     racers = 12
-    barrier = threading.Barrier(racers)
-    results: list[tuple[str | None, float]] = []
-
-    def take() -> None:
-        barrier.wait(timeout=10)
-        results.append(window.take(1, now=time.time()))
-
-    threads = [threading.Thread(target=take) for _ in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    results = at_once(lambda _n: window.take(1, now=time.time()), racers)
     taken = [reservation for reservation, _wait in results if reservation]
     assert len(results) == racers and len(taken) == 3
     assert all(0 <= wait <= 60 for reservation, wait in results if reservation is None)

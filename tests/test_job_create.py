@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from jobs.models import SyncJob
 from jobs.services import job_create, workflow_inputs
+from tests.concurrency import at_once
 from tests.factories import NamespaceFactory
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"
@@ -179,37 +177,25 @@ def test_the_repository_quota_counts_repositories_not_tags(alice, team_namespace
 def _race_for_the_last_place(owner, racers: int):
     """``racers`` threads each submit a job into its own new repository of a 1-repository namespace."""
     namespace = NamespaceFactory(members=[owner], repository_quota=1)
-    barrier = threading.Barrier(racers)
-    created: list[str] = []
-    refused: list[str] = []
-    errors: list[BaseException] = []
 
-    def submit(n: int) -> None:
+    def submit(n: int) -> tuple[str, str]:
         try:
-            barrier.wait(timeout=10)
             job, _ = job_create(owner=owner, namespace=namespace, kind="copy", source=f"image{n}:1")
-            created.append(job.destination_repository)
         except ValidationError as exc:
-            refused.append(str(exc))
-        except BaseException as exc:  # reported below; a thread cannot fail the test itself
-            errors.append(exc)
-        finally:
-            connection.close()
+            return "refused", str(exc)
+        return "created", job.destination_repository
 
-    threads = [threading.Thread(target=submit, args=(n,)) for n in range(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    return namespace, created, refused, errors
+    outcomes = at_once(submit, racers)
+    created = [what for outcome, what in outcomes if outcome == "created"]
+    refused = [what for outcome, what in outcomes if outcome == "refused"]
+    return namespace, created, refused
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_jobs_racing_for_the_last_free_repository_cannot_both_take_it(alice):
     racers = 6
     for round_ in range(5):  # without the lock the race is lost in most rounds, not in every one
-        namespace, created, refused, errors = _race_for_the_last_place(alice, racers)
-        assert not errors, errors
+        namespace, created, refused = _race_for_the_last_place(alice, racers)
         assert len(created) == 1, (round_, created, refused)
         assert len(refused) == racers - 1 and all("is full: 1 of 1" in text for text in refused)
         assert namespace.repository_count() == 1

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import threading
 
 import pytest
-from django.db import connection
 
 from jobs.models import JobTransition, SyncJob
 from jobs.services import TransitionNotAllowed, job_transition
+from tests.concurrency import at_once
 from tests.factories import JobFactory
 
 S = SyncJob.Status
@@ -93,26 +92,8 @@ def test_a_stale_copy_of_the_job_changes_nothing():
 def test_two_workers_racing_on_one_job_only_one_wins():
     job = JobFactory()
     workers = 6
-    barrier = threading.Barrier(workers)
-    results: list[bool] = []
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            mine = SyncJob.objects.get(pk=job.pk)  # each worker saw it pending
-            barrier.wait(timeout=10)
-            results.append(job_transition(job=mine, to=S.DISPATCHING, actor="worker"))
-        except BaseException as exc:  # reported below; a thread cannot fail the test itself
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not errors, errors
+    seen = [SyncJob.objects.get(pk=job.pk) for _ in range(workers)]  # each worker saw it pending
+    results = at_once(lambda n: job_transition(job=seen[n], to=S.DISPATCHING, actor="worker"), workers)
     assert sorted(results) == [False] * (workers - 1) + [True]
     assert JobTransition.objects.filter(job_id=job.pk).count() == 1
     assert SyncJob.objects.get(pk=job.pk).status == S.DISPATCHING

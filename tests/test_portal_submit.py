@@ -357,3 +357,18 @@ def test_input_job_create_would_refuse_is_no_clash(alice, team_namespace):
     hold(alice, team_namespace, "docker.io/library/redis:7", "redis")
     assert destination_clash(team_namespace, "bitnami/redis:-x", "") is None
     assert destination_clash(team_namespace, "bitnami/redis:7", "other/redis:7") is None
+
+
+@pytest.mark.django_db
+def test_the_same_source_repository_is_told_apart_from_names_it_prefixes(alice, team_namespace):
+    from jobs.services import destination_clash
+
+    hold(alice, team_namespace, "docker.io/bitnami/redis", "redis")  # a sync stores the bare name
+    hold(alice, team_namespace, f"docker.io/bitnami/redis@sha256:{'a' * 64}", "redis")
+    hold(alice, team_namespace, f"docker.io/bitnami/redis:7@sha256:{'b' * 64}", "redis")
+    assert destination_clash(team_namespace, "bitnami/redis:8", "") is None
+    assert destination_clash(team_namespace, f"bitnami/redis@sha256:{'c' * 64}", "team/redis:x") is None
+    # A name that merely starts like the held one is another image.
+    assert destination_clash(team_namespace, "bitnami/redis2:1", "team/redis:1") == "team/bitnami-redis2:1"
+    hold(alice, team_namespace, "docker.io/bitnami/redis2:1", "cache")
+    assert destination_clash(team_namespace, "bitnami/redis:1", "team/cache:1") == "team/bitnami-redis:1"
