@@ -181,7 +181,7 @@ class Bench:
         client.close()
 
     def forget_throttles(self) -> int:
-        """Delete every throttle history (DRF's ``throttle_<scope>_<ident>`` cache keys)."""
+        """Delete every throttle history (the ``throttle_window_<scope>_<ident>`` cache keys)."""
         import redis
 
         client = redis.Redis.from_url(self.args.redis_url)

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,7 +20,7 @@ from accounts.tokens import TOKEN_RE, token_create, token_revoke
 from tests.api_support import API, client_for, fresh_throttles, rates, token_for  # noqa: F401
 from jobs.api.throttles import Window
 from jobs.models import SyncJob
-from tests.concurrency import at_once
+from tests.concurrency import at_once, needs_postgresql
 from tests.factories import JobFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
@@ -277,7 +276,7 @@ def test_admins_list_and_revoke_tokens_but_never_see_or_make_secrets(client, sta
     assert me(f"Bearer {token}").json()["detail"] == "This API token was revoked."
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="threads writing at once need PostgreSQL")
+@needs_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creations_cannot_exceed_the_limit(alice, team_namespace, settings):
     # DRF's own throttles read the history, then write it back: requests of the same instant
@@ -323,3 +322,37 @@ def test_a_window_gives_its_places_to_exactly_as_many_concurrent_takers(settings
     window.give_back(taken[0], 1)  # one creation did not happen after all
     assert window.take(1, now=time.time())[0] is not None
     assert window.take(1, now=time.time())[0] is None
+
+
+def test_a_batch_larger_than_the_creation_limit_is_refused_with_the_reason(alice, team_namespace, settings):
+    rates(settings, job_create="2/minute")
+    batch = {"jobs": [{"source": f"nginx:{n}"} for n in range(3)]}
+    response = client_for(alice).post(f"{API}/jobs/", batch, format="json")
+    assert response.status_code == 400
+    assert "allows 2 job creations per 60 s, so a batch may hold at most 2 jobs" in response.json()["jobs"][0]
+    assert not SyncJob.objects.exists()
+
+
+def test_a_crash_gives_the_creation_places_back(alice, team_namespace, settings, monkeypatch):
+    from jobs.api import views
+
+    rates(settings, job_create="1/minute")
+    client = client_for(alice)
+    client.raise_request_exception = False
+
+    def crash(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(views.submit, "submit_all", crash)
+    assert client.post(f"{API}/jobs/", {"source": "nginx:1"}, format="json").status_code == 500
+    monkeypatch.undo()
+    assert client.post(f"{API}/jobs/", {"source": "nginx:1"}, format="json").status_code == 201
+
+
+def test_unreadable_bodies_count_against_the_request_limit(alice, settings):
+    rates(settings, api="2/minute")
+    client = client_for(alice)
+    for _ in range(2):
+        bad = client.post(f"{API}/jobs/", "{not json", content_type="application/json")
+        assert bad.status_code == 400 and "JSON parse error" in bad.json()["detail"]
+    assert client.get(f"{API}/me/").status_code == 429

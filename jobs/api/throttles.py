@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -60,10 +61,8 @@ class Window:
         reservation = uuid.uuid4().hex
         cache = caches["default"]
         if isinstance(cache, RedisCache):
-            client = cache._cache.get_client(write=True)
-            taken, wait = client.eval(
-                _TAKE, 1, cache.make_key(self.key), now, self.period, self.limit, wanted, reservation
-            )
+            take = cache._cache.get_client(write=True).register_script(_TAKE)  # EVALSHA, loading it once
+            taken, wait = take(keys=[cache.make_key(self.key)], args=[now, self.period, self.limit, wanted, reservation])
             return (reservation, 0.0) if int(taken) else (None, float(wait))
         with _local_lock:
             events = [event for event in cache.get(self.key, []) if event[0] > now - self.period]
@@ -92,6 +91,10 @@ class Window:
 class _WindowThrottle(SimpleRateThrottle):
     """A DRF throttle over a ``Window``: ``wanted`` places per request (1 unless said otherwise)."""
 
+    # Not DRF's "throttle_…": its keys held a pickled list, and a Redis command for a sorted set
+    # on such a key fails (WRONGTYPE) while a process of the previous release still writes them.
+    cache_format = "throttle_window_%(scope)s_%(ident)s"
+
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
@@ -106,7 +109,7 @@ class _WindowThrottle(SimpleRateThrottle):
         window = self.window(request, view)
         if window is None:
             return True
-        wanted = min(self.places_wanted(view), self.num_requests)
+        wanted = self.places_wanted(view)
         reservation, self.seconds_to_wait = window.take(wanted, self.timer())
         if reservation is not None:
             self.taken(view, window, reservation, wanted)
@@ -138,7 +141,7 @@ class ApiRateThrottle(_WindowThrottle):
 class JobCreateThrottle(_WindowThrottle):
     """Job creations per user, counted in jobs actually created (a batch of 3 uses 3).
 
-    A request takes a place for every job it asks for (``view.jobs_wanted``) before anything
+    A request takes a place for every job it asks for (``view.jobs_wanted()``) before anything
     is created; the view then calls ``settle`` with the number it created, which gives the
     other places back, so refused or deduplicated submissions cost nothing.
     """
@@ -149,7 +152,17 @@ class JobCreateThrottle(_WindowThrottle):
         return self.cache_format % {"scope": self.scope, "ident": f"user:{request.user.pk}"}
 
     def places_wanted(self, view: APIView) -> int:
-        return max(1, getattr(view, "jobs_wanted", 1))
+        wanted = max(1, view.jobs_wanted())  # type: ignore[attr-defined]
+        if wanted > self.num_requests:  # it would never fit: say so instead of "wait"
+            raise ValidationError(
+                {
+                    "jobs": [
+                        f"this portal allows {self.num_requests} job creations per {self.duration} s, "
+                        f"so a batch may hold at most {self.num_requests} jobs"
+                    ]
+                }
+            )
+        return wanted
 
     def taken(self, view: APIView, window: Window, reservation: str, wanted: int) -> None:
         view.creation_places = (window, reservation, wanted)  # type: ignore[attr-defined]

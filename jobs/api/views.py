@@ -24,6 +24,7 @@ from jobs import pagination, selectors, services, submit
 from jobs.api import schema  # noqa: F401 - registers the token scheme with drf-spectacular
 from jobs.api.schema import BAD_INPUT, CONFLICT, NOT_FOUND, responses
 from jobs.api.serializers import (
+    MAX_BATCH,
     JobBatchCreatedSerializer,
     JobBatchInput,
     JobCreatedSerializer,
@@ -90,8 +91,8 @@ class JobPagination(PageNumberPagination):
         paginated["required"] = [*paginated.get("required", []), "count_exact"]
         paginated["properties"]["count_exact"] = {
             "type": "boolean",
-            "description": f"False when there are more than {pagination.COUNT_LIMIT} jobs: count is then "
-            "a lower bound.",
+            "description": "True when count is the number of matching jobs; false when there are more "
+            f"(counting stops at {pagination.COUNT_LIMIT}, or just past the page asked for).",
         }
         return paginated
 
@@ -103,8 +104,6 @@ class JobViewSet(
 
     pagination_class = JobPagination
     parser_classes = [JSONParser]
-    jobs_wanted = 1
-
     def get_queryset(self) -> QuerySet[SyncJob]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular inspecting, no real user
             return SyncJob.objects.none()
@@ -118,18 +117,26 @@ class JobViewSet(
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         return JobDetailSerializer if self.action == "retrieve" else JobSerializer
 
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        # Every answer passes here, errors included: the creation places taken for jobs that
-        # were not created (refused, deduplicated) are given back.
-        JobCreateThrottle.settle(self, getattr(self, "jobs_created", 0))
-        return super().finalize_response(request, response, *args, **kwargs)
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            # Whatever the answer, a crash included: the creation places taken for jobs that
+            # were not created (refused, deduplicated) are given back.
+            JobCreateThrottle.settle(self, getattr(self, "jobs_created", 0))
 
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = super().get_throttles()
         if self.action in ("create", "retry"):
-            self.jobs_wanted = _jobs_in(self.request.data) if self.action == "create" else 1
+            # After the per-token throttle, so that a request whose body cannot be read
+            # (read here, to count the jobs it asks for) has been counted already.
             throttles.append(JobCreateThrottle())
         return throttles
+
+    def jobs_wanted(self) -> int:
+        """How many jobs this request asks for: what it takes of the creation limit."""
+        # A batch over MAX_BATCH is refused by its validation, with that limit's message.
+        return min(_jobs_in(self.request.data), MAX_BATCH) if self.action == "create" else 1
 
     @extend_schema(
         parameters=[JobFilterInput, RETRY_AFTER],
@@ -176,7 +183,8 @@ class JobViewSet(
         responses=responses({201: CREATED, 200: DEDUPLICATED}, BAD_INPUT),
         description='Start one job, or a batch `{"jobs": [...]}` of up to 10 (all or none). '
         '201 with the job (or `{"jobs": [...]}`); each carries `deduplicated`. '
-        "At most 10 job creations a minute per user.",
+        "Job creations are limited per user (API_JOB_CREATE_RATE, by default 10 a minute); "
+        "a batch needs room for all its jobs.",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = request.data
@@ -239,10 +247,8 @@ class JobViewSet(
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        job = self.get_object()
-        services.job_cancel(job=job, actor=request.user.email)
-        job.refresh_from_db()
-        return Response(JobSerializer(job).data)
+        services.job_cancel(job=self.get_object(), actor=request.user.email)
+        return Response(JobSerializer(self.get_object()).data)  # as it is now, namespace and owner joined
 
     @extend_schema(
         request=None,
