@@ -6,9 +6,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from django.core.paginator import Paginator
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 
-# Exact counts up to here; past it the count is a lower bound.
+# Exact counts up to here; past it the count is a lower bound (more jobs exist).
 COUNT_LIMIT = 1000
 
 
@@ -20,8 +20,9 @@ def count_limit_for(page: str | None, page_size: int, *, last_page_strings: tupl
     page = (page or "1").strip()
     if page in last_page_strings:
         return None
-    if page.isascii() and page.isdigit() and len(page) < 10:
-        return max(COUNT_LIMIT, int(page) * page_size + 1)
+    if page.isascii() and page.isdigit():
+        # A page this far out cannot exist below the limit's reach: count it all and say so.
+        return max(COUNT_LIMIT, int(page) * page_size + 1) if len(page) < 10 else None
     return COUNT_LIMIT
 
 
@@ -33,13 +34,29 @@ class LimitedCountPaginator(Paginator):
         self.count_limit = count_limit
 
     @cached_property
-    def count(self) -> int:
+    def _counted(self) -> int:
         if self.count_limit is None:
             return super().count
-        # Without the page's ordering: any ``count_limit`` rows will do, so PostgreSQL need
-        # not walk the jobs newest first, testing each, until enough of them match.
-        return self.object_list.order_by()[: self.count_limit].count()
+        # One row past the limit tells "exactly the limit" from "more". Without the page's
+        # ordering: any rows will do, so PostgreSQL need not walk the jobs newest first,
+        # testing each, until enough of them match.
+        return self.object_list.order_by()[: self.count_limit + 1].count()
+
+    @property
+    def count(self) -> int:
+        return self._counted if self.count_exact else self.count_limit  # type: ignore[return-value]
 
     @property
     def count_exact(self) -> bool:
-        return self.count_limit is None or self.count < self.count_limit
+        return self.count_limit is None or self._counted <= self.count_limit
+
+    def get_page(self, number: Any) -> Page:
+        """As Django's, but a page number below 1 gives the first page, not the last counted one
+        (which, past the limit, is not the last one)."""
+        try:
+            return self.page(self.validate_number(number))
+        except PageNotAnInteger:
+            return self.page(1)
+        except EmptyPage:
+            below_one = str(number).strip().lstrip("-").isdigit() and int(number) < 1
+            return self.page(1 if below_one else self.num_pages)

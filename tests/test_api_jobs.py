@@ -346,6 +346,9 @@ def test_past_the_count_limit_the_count_is_a_lower_bound_and_every_page_is_reach
     assert beyond.status_code == 404 and "Invalid page" in beyond.json()["detail"]
     exact = client.get(f"{API}/jobs/", {"page_size": 2, "status": "failed", "search": "nomatch"}).json()
     assert (exact["count"], exact["count_exact"]) == (0, True)
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 12)  # exactly as many jobs as the limit
+    at_limit = client.get(f"{API}/jobs/", {"page_size": 2}).json()
+    assert (at_limit["count"], at_limit["count_exact"]) == (12, True)
 
 
 def test_the_list_takes_a_constant_number_of_queries(alice, team_namespace, django_assert_max_num_queries):

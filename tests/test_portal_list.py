@@ -147,6 +147,11 @@ def test_past_the_count_limit_the_pages_say_so_and_all_stay_reachable(client, st
     assert sorted(seen) == sorted(job.pk for job in everyone)
     chinese = client.get(HOME, {"scope": "all"}, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "第 1 / 2+ 页" in chinese and "共 30+ 个任务" in chinese
+    newest = listed(client.get(HOME, {"scope": "all"}))
+    for odd in ("0", "-1", "last", "abc"):  # not a page: the first one, not the last counted one
+        assert listed(client.get(HOME, {"scope": "all", "page": odd})) == newest
+    far = client.get(HOME, {"scope": "all", "page": "99999999999"})
+    assert listed(far) == listed(third) and "第 3 / 3 页" in far.content.decode()  # counted to the end
 
 
 @pytest.mark.django_db

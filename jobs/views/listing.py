@@ -37,7 +37,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if namespace := filters.get("namespace"):
         jobs = jobs.filter(namespace=namespace)
     jobs = jobs.defer("result", "log_excerpt")  # only the job's own page shows them
-    count_limit = count_limit_for(request.GET.get("page"), PAGE_SIZE)
+    count_limit = count_limit_for(request.GET.get("page"), PAGE_SIZE, last_page_strings=())
     page = LimitedCountPaginator(jobs, PAGE_SIZE, count_limit=count_limit).get_page(request.GET.get("page"))
     now = timezone.now()
     # The registry is the namespace's: the list shows the destination without it (the job
