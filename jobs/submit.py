@@ -33,7 +33,6 @@ KEEP = "keep"  # keep the name: the user knowingly mixes two images in one repos
 class Clash:
     key: Hashable  # the line (portal) or index (API) of the item; 0 for a single submission
     source: str
-    destination: str  # what was asked: empty for the default
     suggestion: str | None  # None: a sync, whose destination cannot be renamed
 
 
@@ -82,9 +81,9 @@ def job_clash(namespace: TargetNamespace, kind: str, source: str, destination: s
     if kind == SyncJob.Kind.SYNC:
         # A sync lands where a default copy of the same repository would.
         suggestion = destination_clash(namespace, source, "")
-        return Clash(key, source, "", None) if suggestion else None
+        return Clash(key, source, None) if suggestion else None
     suggestion = destination_clash(namespace, source, destination)
-    return Clash(key, source, destination, suggestion) if suggestion else None
+    return Clash(key, source, suggestion) if suggestion else None
 
 
 def submit_all(*, owner: Any, items: Iterable[Item], known_errors: Iterable[ItemError] = ()) -> Outcome:
@@ -98,13 +97,23 @@ def submit_all(*, owner: Any, items: Iterable[Item], known_errors: Iterable[Item
     """
     outcome = Outcome(errors=list(known_errors))
     with transaction.atomic():
+        resolved: list[tuple[Item, TargetNamespace]] = []
         for item in items:
             try:
-                _submit_one(owner, item, outcome)
+                resolved.append((item, _namespace_of(owner, item)))
             except ValidationError as exc:
-                errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-                for name, messages in errors.items():
-                    outcome.errors.extend(ItemError(item.key, name, message) for message in messages)
+                _report(outcome, item, exc)
+        namespaces = {namespace.pk for _item, namespace in resolved}
+        if len(namespaces) > 1:
+            # A new repository locks its namespace until this transaction ends; two submissions
+            # locking several namespaces in different orders would deadlock, so take them all
+            # now, in one order. (One namespace is locked only if a new repository needs it.)
+            list(TargetNamespace.objects.select_for_update().filter(pk__in=namespaces).order_by("pk").values("pk"))
+        for item, namespace in resolved:
+            try:
+                _submit_one(owner, item, namespace, outcome)
+            except ValidationError as exc:
+                _report(outcome, item, exc)
         if not outcome.submitted:
             transaction.set_rollback(True)
     if not outcome.submitted:
@@ -112,10 +121,19 @@ def submit_all(*, owner: Any, items: Iterable[Item], known_errors: Iterable[Item
     return outcome
 
 
-def _submit_one(owner: Any, item: Item, outcome: Outcome) -> None:
-    namespace = item.namespace
-    if not isinstance(namespace, TargetNamespace):
-        namespace = namespace_for(owner, namespace=namespace, destination=item.destination)
+def _namespace_of(owner: Any, item: Item) -> TargetNamespace:
+    if isinstance(item.namespace, TargetNamespace):
+        return item.namespace
+    return namespace_for(owner, namespace=item.namespace, destination=item.destination)
+
+
+def _report(outcome: Outcome, item: Item, exc: ValidationError) -> None:
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+    for name, messages in errors.items():
+        outcome.errors.extend(ItemError(item.key, name, message) for message in messages)
+
+
+def _submit_one(owner: Any, item: Item, namespace: TargetNamespace, outcome: Outcome) -> None:
     destination = item.destination
     clash = job_clash(namespace, item.kind, item.source, destination, item.key)
     if clash is not None and item.on_clash != KEEP:

@@ -6,9 +6,13 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+import pytest
 from django.db import connection
 
 T = TypeVar("T")
+
+# Threads writing at once: SQLite's test database would answer "database table is locked".
+needs_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="threads writing at once need PostgreSQL")
 
 
 def at_once(work: Callable[[int], T], racers: int, timeout: float = 60) -> list[T]:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from jobs.models import SyncJob
 from jobs.services import job_create, workflow_inputs
-from tests.concurrency import at_once
+from tests.concurrency import at_once, needs_postgresql
 from tests.factories import NamespaceFactory
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"
@@ -191,6 +193,7 @@ def _race_for_the_last_place(owner, racers: int):
     return namespace, created, refused
 
 
+@needs_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_jobs_racing_for_the_last_free_repository_cannot_both_take_it(alice):
     racers = 6
@@ -199,3 +202,26 @@ def test_two_jobs_racing_for_the_last_free_repository_cannot_both_take_it(alice)
         assert len(created) == 1, (round_, created, refused)
         assert len(refused) == racers - 1 and all("is full: 1 of 1" in text for text in refused)
         assert namespace.repository_count() == 1
+
+
+def _opposite_batches(owner, round_: int) -> tuple[Any, Any, list[Any]]:
+    """4 threads at once, each submitting one job into each of two namespaces, in alternating orders."""
+    from jobs.submit import Item, submit_all
+
+    first, second = (NamespaceFactory(members=[owner]) for _ in range(2))
+
+    def submit(n: int):
+        order = [first, second] if n % 2 == 0 else [second, first]
+        items = [Item(key=i, source=f"r{round_}-t{n}-{i}:1", namespace=ns) for i, ns in enumerate(order)]
+        return submit_all(owner=owner, items=items)
+
+    return first, second, at_once(submit, 4)
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_batches_into_the_same_namespaces_in_opposite_orders_do_not_deadlock(alice):
+    for round_ in range(5):  # without one locking order, most rounds deadlock (PostgreSQL aborts one)
+        first, second, outcomes = _opposite_batches(alice, round_)
+        assert all(outcome.submitted for outcome in outcomes), [outcome.errors for outcome in outcomes]
+        assert first.repository_count() == second.repository_count() == 4

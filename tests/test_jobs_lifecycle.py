@@ -5,7 +5,7 @@ import pytest
 
 from jobs.models import JobTransition, SyncJob
 from jobs.services import TransitionNotAllowed, job_transition
-from tests.concurrency import at_once
+from tests.concurrency import at_once, needs_postgresql
 from tests.factories import JobFactory
 
 S = SyncJob.Status
@@ -88,6 +88,7 @@ def test_a_stale_copy_of_the_job_changes_nothing():
     assert job.transitions.count() == 1
 
 
+@needs_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_racing_on_one_job_only_one_wins():
     job = JobFactory()
