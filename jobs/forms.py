@@ -58,6 +58,20 @@ def _initial_namespace(user: Any, field: NamespaceField) -> int | None:
     return first.pk if first else None
 
 
+def _add_namespace_field(form: forms.Form, user: Any, order: Any) -> None:
+    """The user's namespaces as a choice, pre-selecting their default one on a new form."""
+    field = NamespaceField(
+        user,
+        label=_("Target namespace"),
+        empty_label=None,
+        error_messages={"invalid_choice": _("Choose one of your namespaces.")},
+    )
+    form.fields["namespace"] = field
+    form.order_fields(order)
+    if not form.is_bound:
+        form.initial.setdefault("namespace", _initial_namespace(user, field))
+
+
 class ClashChoice:
     """How the user answered a name-clash warning (the two submit buttons of the warning)."""
 
@@ -108,16 +122,7 @@ class JobForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
-        field = NamespaceField(
-            user,
-            label=_("Target namespace"),
-            empty_label=None,
-            error_messages={"invalid_choice": _("Choose one of your namespaces.")},
-        )
-        self.fields["namespace"] = field
-        self.order_fields(self.field_order)
-        if not self.is_bound:
-            self.initial.setdefault("namespace", _initial_namespace(user, field))
+        _add_namespace_field(self, user, self.field_order)
 
     @property
     def namespace_usage(self) -> list[tuple[TargetNamespace, int]]:
@@ -143,16 +148,7 @@ class BatchForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
-        field = NamespaceField(
-            user,
-            label=_("Target namespace"),
-            empty_label=None,
-            error_messages={"invalid_choice": _("Choose one of your namespaces.")},
-        )
-        self.fields["namespace"] = field
-        self.order_fields(["images", "kind", "namespace"])
-        if not self.is_bound:
-            self.initial.setdefault("namespace", _initial_namespace(user, field))
+        _add_namespace_field(self, user, ["images", "kind", "namespace"])
 
     def clean_images(self) -> list[tuple[int, str, str]]:
         """``(line number, source, destination)`` for every line that names an image."""
